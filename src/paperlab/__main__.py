@@ -1,0 +1,3 @@
+from paperlab.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One package per paper. Each exports its public API and, in ``claims.py``, ``PAPER``."""
