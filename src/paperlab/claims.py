@@ -161,7 +161,9 @@ class PaperClaims:
         for c in self.claims:
             if c.id == claim_id:
                 return c
-        raise UserError(f"unknown claim {claim_id!r}; claims: {', '.join(c.id for c in self.claims)}")
+        raise UserError(
+            f"unknown claim {claim_id!r}; claims: {', '.join(c.id for c in self.claims)}"
+        )
 
 
 def parse_value(raw: str, typ: Any, key: str) -> Any:

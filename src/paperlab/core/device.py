@@ -18,7 +18,9 @@ def resolve_device(name: str = "auto") -> str:
             return "mps"
         return "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+        raise ValueError(
+            "--device cuda: no CUDA device is available here; use --device cpu or auto"
+        )
     if name == "mps" and not torch.backends.mps.is_available():
         raise ValueError("--device mps: MPS is not available here; use --device cpu or auto")
     if name not in ("cpu", "mps") and not name.startswith("cuda"):

@@ -1,0 +1,211 @@
+"""The ``paperlab`` command: list the papers, reproduce their claims, render the report.
+
+    paperlab list
+    paperlab reproduce kan --scale tiny --seed 0
+    paperlab reproduce                     # every implemented paper, default scale
+    paperlab report                        # runs/report.md + runs/report.html
+
+User mistakes (unknown slug, scale, --set key, bad value, unwritable --out) print one line
+and exit with status 2, having written nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from paperlab import __version__, catalog
+from paperlab.claims import SCALES, UserError
+
+EPILOG = """examples:
+  paperlab list
+  paperlab reproduce kan --scale tiny
+  paperlab reproduce kan --set kan.steps=50 --seed 1
+  paperlab reproduce kan --show-config
+  paperlab reproduce && paperlab report
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"paperlab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="paperlab",
+        description="Faithful miniature re-runs of 25 AI papers from spring 2024.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"paperlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p_list = sub.add_parser("list", help="all 25 papers: slug, title, arXiv id, status, claims")
+    p_list.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+    p_rep = sub.add_parser(
+        "reproduce",
+        help="re-run papers' claims in miniature and write runs/<slug>/<claim>/<time>/",
+        description="Re-run each selected paper's claims (all implemented papers if none are "
+        "named) and print paper figure vs ours with a verdict computed from the measurements.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_rep.add_argument("slugs", nargs="*", metavar="SLUG", help="papers to run (default: all)")
+    p_rep.add_argument(
+        "--scale",
+        default="default",
+        metavar="|".join(SCALES),
+        help="tiny: seconds (tests); default: minutes on a 2-core CPU; "
+        "full: the paper's own settings where feasible",
+    )
+    p_rep.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p_rep.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    p_rep.add_argument("--out", type=Path, default=Path("runs"), help="output folder (runs/)")
+    p_rep.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set steps=50 or kan.steps=50",
+    )
+    p_rep.add_argument(
+        "--claim",
+        dest="claims",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only this claim (one paper only; repeatable)",
+    )
+    p_rep.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the config fields and their values at --scale, then exit",
+    )
+    p_rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p_report = sub.add_parser("report", help="render the latest results to report.md/.html")
+    p_report.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs"),
+        help="folder with results; the report is written there (runs/)",
+    )
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from paperlab.runner import format_table
+
+    rows = [("slug", "arXiv", "status", "claims", "title")]
+    for slug, info in catalog.PAPERS.items():
+        if catalog.is_implemented(slug):
+            claims = ", ".join(c.id for c in catalog.load_paper(slug).claims)
+            status = "implemented"
+        else:
+            status, claims = "planned", "-"
+        rows.append((slug, info.arxiv, status, claims, info.title))
+    if args.markdown:
+        print("| " + " | ".join(rows[0]) + " |")
+        print("|" + "---|" * len(rows[0]))
+        for r in rows[1:]:
+            print("| " + " | ".join(r) + " |")
+    else:
+        print(format_table(rows, width=140))
+    n = sum(1 for s in catalog.PAPERS if catalog.is_implemented(s))
+    print(
+        f"\n{len(catalog.PAPERS)} papers, {n} implemented. `paperlab reproduce SLUG` re-runs one."
+    )
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from paperlab.core.device import resolve_device
+    from paperlab.runner import check_writable, plan_run, run_plans, summary_table
+
+    slugs = list(dict.fromkeys(args.slugs)) or catalog.implemented()
+    if args.claims and len(slugs) != 1:
+        raise UserError("--claim needs exactly one SLUG (e.g. paperlab reproduce kan --claim a)")
+    plans = plan_run(slugs, scale=args.scale, overrides=args.overrides, claim_ids=args.claims)
+    if args.show_config:
+        for plan in plans:
+            print(f"[{plan.slug}] --scale {args.scale}")
+            for f in dataclasses.fields(plan.config):
+                print(f"  {f.name} = {getattr(plan.config, f.name)!r}  ({f.type})")
+        return 0
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    check_writable(args.out)
+
+    n = sum(len(p.claims) for p in plans)
+    print(
+        f"paperlab {__version__}: {n} claims of {', '.join(slugs)} at scale {args.scale}, "
+        f"seed {args.seed}, device {device} -> {args.out}/",
+        file=sys.stderr,
+    )
+    results, errors, interrupted = run_plans(
+        plans,
+        scale=args.scale,
+        seed=args.seed,
+        device=device,
+        out=args.out,
+        progress=not args.no_progress,
+    )
+    if results:
+        print(summary_table(results))
+        secs = sum(r.seconds for r in results)
+        print(
+            f"\n{len(results)} claims in {secs:.0f}s; results under {args.out}/. "
+            f"`paperlab report --out {args.out}` renders them."
+        )
+    for e in errors:
+        print(f"paperlab: claim crashed: {e}", file=sys.stderr)
+    if interrupted:
+        print(f"paperlab: interrupted; {len(results)} finished claims were kept.", file=sys.stderr)
+        return 130
+    return 1 if errors else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from paperlab.report import write_report
+
+    if not args.out.is_dir():
+        raise UserError(f"--out {args.out}: no such folder; run `paperlab reproduce` first")
+    md, html, n = write_report(args.out)
+    print(f"report of {n} results: {md} and {html}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "report": cmd_report}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(f"paperlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("paperlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `paperlab list | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
