@@ -240,13 +240,15 @@ class Result:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-def format_ours(template: str, measured: Mapping[str, float]) -> str:
+def format_ours(template: str, measured: Mapping[str, Any]) -> str:
+    """The one-line figure: ``template.format(**measured)`` (claims' notes included)."""
+    nums = {k: v for k, v in measured.items() if isinstance(v, int | float)}
     if not template:
-        return ", ".join(f"{k}={v:.4g}" for k, v in list(measured.items())[:3])
+        return ", ".join(f"{k}={v:.4g}" for k, v in list(nums.items())[:3])
     try:
         return template.format(**measured)
     except (KeyError, ValueError, IndexError):
-        return ", ".join(f"{k}={v:.4g}" for k, v in list(measured.items())[:3])
+        return ", ".join(f"{k}={v:.4g}" for k, v in list(nums.items())[:3])
 
 
 def clean_measured(measured: Mapping[str, Any]) -> dict[str, float]:

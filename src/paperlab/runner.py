@@ -159,7 +159,7 @@ def run_claim(
             measured=measured,
             verdict=verdict,
             reason=reason,
-            ours=format_ours(claim.ours, measured) if measured else "",
+            ours=format_ours(claim.ours, {**ctx.notes, **measured}) if measured else "",
             scale=scale,
             seed=seed,
             device=device,
