@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -120,21 +120,23 @@ def save_checkpoint(
     tensors = _separate_storage(tensors)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        tmp.touch(exist_ok=False)  # a new file gets the user's default permissions (umask) ...
+        mode = tmp.stat().st_mode & 0o777
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.chmod(tmp, mode)  # ... which safetensors does not keep (0.8 writes 0600)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
 
 def _read(path: Path, device: str | torch.device) -> tuple[dict[str, torch.Tensor], dict]:
-    """All tensors and the metadata of a paperlab checkpoint, with clear errors."""
+    """All tensors and the (JSON-decoded) metadata of a paperlab checkpoint, with clear errors."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
@@ -143,9 +145,12 @@ def _read(path: Path, device: str | torch.device) -> tuple[dict[str, torch.Tenso
             tensors = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as err:  # safetensors raises its own error type for corrupt headers
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
-    if metadata.get("format") != FORMAT:
+    if metadata.pop("format", None) != FORMAT:
         raise ValueError(f"{path}: a safetensors file, but not a paperlab checkpoint (no format)")
-    return tensors, metadata
+    try:
+        return tensors, {key: json.loads(value) for key, value in metadata.items()}
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt checkpoint metadata ({err})") from None
 
 
 def load_checkpoint(
@@ -164,43 +169,48 @@ def load_checkpoint(
     tensors, metadata = _read(path, map_location)
     model = _unwrap(model)
     state = {k.removeprefix("model."): t for k, t in tensors.items() if k.startswith("model.")}
-    for name, kept in json.loads(metadata.get("model.aliases", "{}")).items():
+    for name, kept in metadata.get("model.aliases", {}).items():
         state[name] = state[kept]
+    current = model.state_dict()
     if strict:
-        expected = set(model.state_dict())
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        missing, unexpected = sorted(set(current) - set(state)), sorted(set(state) - set(current))
         if missing or unexpected:
             raise ValueError(
                 f"{path}: checkpoint does not match the model: missing {missing[:5]}"
                 f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
                 f"{'...' if len(unexpected) > 5 else ''}"
             )
-    try:
-        model.load_state_dict(state, strict=strict)
-    except RuntimeError as err:  # e.g. a shape mismatch
-        raise ValueError(f"{path}: checkpoint does not fit the model: {err}") from None
+    wrong = [
+        f"{k}: {tuple(t.shape)} in the file, {tuple(current[k].shape)} in the model"
+        for k, t in state.items()
+        if k in current and t.shape != current[k].shape
+    ]
+    if wrong:
+        raise ValueError(f"{path}: checkpoint shapes do not fit the model: {'; '.join(wrong[:3])}")
+    model.load_state_dict(state, strict=strict)
 
     if optimizer is not None:
         if "optim.param_groups" not in metadata:
             raise ValueError(f"{path}: has no optimizer state; load it with optimizer=None")
         optimizer.load_state_dict(_optimizer_state(tensors, metadata, optimizer, path))
-    return json.loads(metadata.get("meta", "{}"))
+    return metadata.get("meta", {})
 
 
 def _optimizer_state(tensors: dict, metadata: dict, optimizer: torch.optim.Optimizer, path: Path):
-    """Rebuild ``optimizer.state_dict()`` from the flat tensors and the JSON metadata."""
+    """Rebuild ``optimizer.state_dict()`` from the flat tensors and the metadata."""
     state: dict[int, dict[str, Any]] = {}
     flat = {k: v for k, v in tensors.items() if k.startswith("optim.state.")}
-    flat.update(json.loads(metadata.get("optim.extra", "{}")))
+    flat.update(metadata.get("optim.extra", {}))
     for key, value in flat.items():
         idx, name = key.removeprefix("optim.state.").split(".", 1)
         state.setdefault(int(idx), {})[name] = value
-    groups = json.loads(metadata["optim.param_groups"])
-    if len(groups) != len(optimizer.param_groups) or any(
-        len(g["params"]) != len(cur["params"]) for g, cur in zip(groups, optimizer.param_groups)
-    ):
-        raise ValueError(f"{path}: optimizer state has different parameter groups than the optimizer")
-    for group, current in zip(groups, optimizer.param_groups):
+    groups = metadata["optim.param_groups"]
+    sizes = [len(g["params"]) for g in groups]
+    if sizes != [len(g["params"]) for g in optimizer.param_groups]:
+        raise ValueError(
+            f"{path}: optimizer state has {sizes} params per group; the optimizer differs"
+        )
+    for group, current in zip(groups, optimizer.param_groups, strict=True):
         for key, value in group.items():  # JSON turned tuples (betas) into lists
             if isinstance(current.get(key), tuple) and isinstance(value, list):
                 group[key] = tuple(value)
