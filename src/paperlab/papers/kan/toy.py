@@ -150,7 +150,7 @@ def fit_lbfgs(
 
     for _ in range(steps):
         loss = opt.step(closure)
-        losses.append(float(loss) ** 0.5)
+        losses.append(float(loss.detach()) ** 0.5)
         if not math.isfinite(losses[-1]):
             break
     return losses
