@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from paperlab.catalog import PAPERS
 from paperlab.cli import main
@@ -50,6 +51,11 @@ def test_planned_papers_have_no_verdict(capsys):
         (["reproduce", "fake", "--set", "other.n=1"], "not among the papers"),
         (["reproduce", "fake", "--seed", "x"], "invalid int value"),
         (["reproduce", "fake", "--device", "tpu"], "unknown device"),
+        pytest.param(
+            ["reproduce", "fake", "--device", "cuda"],
+            "no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"),
+        ),
         (["reproduce", "fake", "--claim", "zzz"], "unknown claim 'zzz'"),
         (["reproduce", "pllava"], "planned, not implemented"),
     ],
