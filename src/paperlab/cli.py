@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -130,6 +131,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from paperlab.core.device import resolve_device
     from paperlab.runner import check_writable, plan_run, run_plans, summary_table
 
+    if not sys.stderr.isatty():  # a log file, CI: a progress line every 10 s, not every step
+        os.environ.setdefault("TQDM_MININTERVAL", "10")
     slugs = list(dict.fromkeys(args.slugs)) or catalog.implemented()
     if args.claims and len(slugs) != 1:
         raise UserError("--claim needs exactly one SLUG (e.g. paperlab reproduce kan --claim a)")
