@@ -100,6 +100,28 @@ def _separate_storage(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+def save_safetensors_atomic(
+    tensors: Mapping[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, str]
+) -> Path:
+    """Write a safetensors file atomically: temp file in the same folder, fsync, rename; the
+    file gets ordinary permissions (umask) and a failed write leaves the old file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        tmp.touch(exist_ok=False)  # a new file gets the user's default permissions (umask) ...
+        mode = tmp.stat().st_mode & 0o777
+        save_file(dict(tensors), str(tmp), metadata=dict(metadata))
+        os.chmod(tmp, mode)  # ... which safetensors does not keep (0.8 writes 0600)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -119,19 +141,7 @@ def save_checkpoint(
     metadata["meta"] = _to_json(dict(meta or {}), "meta")
     tensors = _separate_storage(tensors)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        tmp.touch(exist_ok=False)  # a new file gets the user's default permissions (umask) ...
-        mode = tmp.stat().st_mode & 0o777
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.chmod(tmp, mode)  # ... which safetensors does not keep (0.8 writes 0600)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    save_safetensors_atomic(tensors, path, metadata)
     return path
 
 

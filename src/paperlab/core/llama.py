@@ -339,15 +339,9 @@ class Llama(nn.Module):
             del state["lm_head.weight"]  # safetensors refuses shared storage; re-tied on load
         metadata = {"format": "pt", "paperlab_model": "Llama"}
         metadata["paperlab_config"] = json.dumps(asdict(self.config))
-        from safetensors.torch import save_file
+        from paperlab.core.checkpoint import save_safetensors_atomic
 
-        tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
-        try:
-            save_file(state, str(tmp), metadata=metadata)
-            os.replace(tmp, file)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return file
+        return save_safetensors_atomic(state, file, metadata)
 
     @classmethod
     def from_pretrained(

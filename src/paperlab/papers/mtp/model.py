@@ -130,7 +130,7 @@ class MultiTokenLlama(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write a `.safetensors` file atomically (the config goes into its metadata)."""
-        from safetensors.torch import save_file
+        from paperlab.core.checkpoint import save_safetensors_atomic
 
         file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -141,13 +141,7 @@ class MultiTokenLlama(nn.Module):
             "paperlab_model": "MultiTokenLlama",
             "paperlab_config": json.dumps(asdict(self.config)),
         }
-        tmp = file.with_name(f".{file.name}.tmp{os.getpid()}")
-        try:
-            save_file(state, str(tmp), metadata=metadata)
-            os.replace(tmp, file)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return file
+        return save_safetensors_atomic(state, file, metadata)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> MultiTokenLlama:
