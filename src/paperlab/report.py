@@ -170,9 +170,21 @@ def render_html(out: Path, found: Mapping[str, Mapping[str, Result]]) -> str:
     )
 
 
+def _in_claim_order(found: dict[str, dict[str, Result]]) -> dict[str, dict[str, Result]]:
+    """Each paper's results in the order its claims.py declares them (unknown ones last)."""
+    ordered = {}
+    for slug, results in found.items():
+        order = []
+        if catalog.is_implemented(slug):
+            order = [c.id for c in catalog.load_paper(slug).claims]
+        rank = {cid: i for i, cid in enumerate(order)}
+        ordered[slug] = dict(sorted(results.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    return ordered
+
+
 def write_report(out: Path) -> tuple[Path, Path, int]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths and #results."""
-    found = latest_results(out)
+    found = _in_claim_order(latest_results(out))
     md_path, html_path = out / "report.md", out / "report.html"
     write_text_atomic(md_path, render_markdown(out, found))
     write_text_atomic(html_path, render_html(out, found))
