@@ -58,6 +58,8 @@ def test_planned_papers_have_no_verdict(capsys):
         ),
         (["reproduce", "fake", "--claim", "zzz"], "unknown claim 'zzz'"),
         (["reproduce", "pllava"], "planned, not implemented"),
+        (["reproduce", "kan", "--set", "functions=nope"], "unknown function(s) nope"),
+        (["reproduce", "kan", "--set", "grids_b=5,3"], "must be increasing"),
     ],
 )
 def test_bad_input_one_line_exit_2_nothing_written(fake_paper, tmp_path, capsys, argv, message):

@@ -123,6 +123,22 @@ class RunContext:
         self.artifacts.append(name)
         return self.out_dir / name
 
+    @staticmethod
+    def figure(nrows: int = 1, ncols: int = 1, **subplots_kw: Any) -> tuple[Any, Any]:
+        """``(fig, axes)`` on matplotlib's Agg canvas: no window, no pyplot global state.
+        ``figsize`` and the rest go to ``Figure.subplots``; save with :meth:`save_figure`."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=subplots_kw.pop("figsize", None))
+        return fig, fig.subplots(nrows, ncols, **subplots_kw)
+
+    def save_figure(self, fig: Any, name: str, *, dpi: int = 110) -> Path:
+        """Lay out and save a figure as an artifact of this result."""
+        fig.tight_layout()
+        path = self.plot_path(name)
+        fig.savefig(path, dpi=dpi)
+        return path
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -203,7 +219,10 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, str]) -> Any:
             known = ", ".join(sorted(fields))
             raise UserError(f"unknown --set key {key!r}; known keys: {known}")
         changes[key] = parse_value(raw, fields[key].type, key)
-    return dataclasses.replace(cfg, **changes)
+    try:  # a config's __post_init__ may reject well-typed but invalid values
+        return dataclasses.replace(cfg, **changes)
+    except ValueError as e:
+        raise UserError(f"--set: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -85,14 +85,6 @@ PRESETS = {
 # fmt: on
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 # ---------------------------------------------------------------------------------------------
 # Byte-level models on the stdlib corpus, shared by claims 1 and 4 within one process
@@ -231,8 +223,7 @@ def run_speedup(ctx: RunContext) -> dict[str, float]:
 
 
 def _plot_speedup(ctx, counts, n, plain_tps, spec_tps) -> None:
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 3.2))
+    fig, (a1, a2) = ctx.figure(1, 2, figsize=(8, 3.2))
     a1.bar(["head-1 greedy", "self-speculative"], [plain_tps, spec_tps], color=["C0", "C1"])
     a1.set_ylabel("tokens / s (batch 1, CPU)")
     a1.set_title("same weights, identical output")
@@ -240,9 +231,7 @@ def _plot_speedup(ctx, counts, n, plain_tps, spec_tps) -> None:
     a2.set_xlabel(f"tokens per forward (max {n})")
     a2.set_ylabel("forwards")
     a2.set_title("accepted drafts + 1")
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("speedup.png"), dpi=110)
-    plt.close(fig)
+    ctx.save_figure(fig, "speedup.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,8 +268,7 @@ def run_memory(ctx: RunContext) -> dict[str, float]:
 
 
 def _plot_memory(ctx, futures, rows, unit) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(4.8, 3.3))
+    fig, ax = ctx.figure(figsize=(4.8, 3.3))
     for schedule, style in (("naive", "o-"), ("efficient", "s-")):
         ax.plot(
             futures, [rows[(schedule, n)] * unit / 2**20 for n in futures], style, label=schedule
@@ -291,9 +279,7 @@ def _plot_memory(ctx, futures, rows, unit) -> None:
     ax.set_ylabel("peak memory of one step (MB over set-up)")
     ax.set_title(f"logits tensor = {unit / 2**20:.0f} MB")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("memory.png"), dpi=110)
-    plt.close(fig)
+    ctx.save_figure(fig, "memory.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,8 +327,7 @@ def _judge_induction(m) -> tuple[str, str]:
 
 
 def _plot_induction(ctx, curves, threshold) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    fig, ax = ctx.figure(figsize=(5.2, 3.4))
     for (n, s), (steps, acc) in sorted(curves.items()):
         ax.plot(steps, acc, color=f"C{n - 1}", alpha=0.8, label=f"n={n}" if s == 0 else None)
     ax.axhline(threshold, color="k", ls="--", lw=0.8)
@@ -350,9 +335,7 @@ def _plot_induction(ctx, curves, threshold) -> None:
     ax.set_ylabel("head-1 accuracy on the copy half")
     ax.set_title("induction / copy task (equal parameters)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("induction.png"), dpi=110)
-    plt.close(fig)
+    ctx.save_figure(fig, "induction.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,8 +363,7 @@ def run_val_loss(ctx: RunContext) -> dict[str, float]:
 
 
 def _plot_val(ctx, ntp_hist, mtp_hist, ntp_val, mtp_val) -> None:
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.3))
+    fig, (a1, a2) = ctx.figure(1, 2, figsize=(9, 3.3))
     a1.plot(ntp_hist["step"], ntp_hist["head1"], label="NTP (n=1)", alpha=0.8)
     a1.plot(mtp_hist["step"], mtp_hist["head1"], label=f"MTP head 1 (n={len(mtp_val)})", alpha=0.8)
     a1.set_xlabel("step")
@@ -394,9 +376,7 @@ def _plot_val(ctx, ntp_hist, mtp_hist, ntp_val, mtp_val) -> None:
     )
     a2.set_ylabel("validation CE (nats/byte)")
     a2.set_title("head i predicts byte t+i")
-    fig.tight_layout()
-    fig.savefig(ctx.plot_path("val_loss.png"), dpi=110)
-    plt.close(fig)
+    ctx.save_figure(fig, "val_loss.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------
