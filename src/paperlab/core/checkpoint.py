@@ -122,6 +122,25 @@ def save_safetensors_atomic(
     return path
 
 
+def read_safetensors_metadata(path: str | os.PathLike, *, kind: str | None = None) -> dict:
+    """The string metadata of a safetensors file, without loading its tensors. With `kind`,
+    check that it was written as that paperlab model (metadata key `paperlab_model`)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+    except Exception as e:  # safetensors raises its own error types for a damaged header
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    if kind is not None and metadata.get("paperlab_model") != kind:
+        found = metadata.get("paperlab_model", "no paperlab model")
+        raise ValueError(f"{path}: expected a {kind} checkpoint, found {found}")
+    return metadata
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,

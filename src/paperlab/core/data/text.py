@@ -12,8 +12,9 @@ Every machine that runs paperlab has it, so nothing is downloaded. Choices:
 - Files are joined in sorted path order, each followed by `FILE_SEPARATOR` (byte 0x1c, ASCII
   "file separator", which Python sources do not contain), so a model can learn where files end.
 
-Also here: `ByteTokenizer` (bytes as token ids 0..255, optional BOS/EOS/PAD at 256..258) and
-`random_batches`, a seeded iterator of contiguous (x, y) windows.
+Also here: `ByteTokenizer` (bytes as token ids 0..255, optional BOS/EOS/PAD at 256..258),
+`random_batches`, a seeded iterator of contiguous (x, y) windows, and `code_prompts`, fixed
+prompts cut at line starts of the validation files (for decoding benchmarks).
 """
 
 from __future__ import annotations
@@ -165,3 +166,19 @@ def random_batches(
         starts = torch.randint(len(windows), (batch_size,), generator=generator)
         batch = windows[starts].long().to(device)
         yield batch[:, :-1], batch[:, 1:]
+
+
+def code_prompts(n: int, length: int, *, split: str = "val") -> list[list[int]]:
+    """`n` prompts of `length` bytes, evenly spread over the `split` corpus, each starting at a
+    line start: the same prompts on every machine with the same Python version."""
+    if n < 1 or length < 1:
+        raise ValueError(f"code_prompts: n and length must be >= 1, got n={n}, length={length}")
+    data = load_corpus(split=split)
+    out = []
+    for i in range(n):
+        start = (i * len(data)) // n
+        newline = (data[start : start + 4096] == ord("\n")).nonzero()
+        start += int(newline[0]) + 1 if len(newline) else 0
+        start = min(start, len(data) - length)
+        out.append(data[start : start + length].tolist())
+    return out

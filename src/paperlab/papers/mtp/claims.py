@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from paperlab.claims import Claim, PaperClaims, RunContext, all_of, at_least, at_most, custom
-from paperlab.core.data.text import ByteTokenizer, load_corpus, random_batches
+from paperlab.core.data.text import ByteTokenizer, code_prompts, load_corpus, random_batches
+from paperlab.core.device import torch_threads
+from paperlab.core.timing import time_interleaved
 from paperlab.core.train import TrainConfig, train
 from paperlab.papers.mtp.induction import CopyTask, steps_to_threshold, train_copy_task
 from paperlab.papers.mtp.memory import measure_in_subprocess
@@ -149,57 +151,30 @@ def draft_agreement(model: MultiTokenLlama, cfg: MTPClaimsConfig) -> list[float]
     ]
 
 
-def val_prompts(cfg: MTPClaimsConfig) -> list[list[int]]:
-    """`prompts` windows of validation code, each starting at a line start, evenly spread."""
-    val = load_corpus(split="val")
-    out = []
-    for i in range(cfg.prompts):
-        start = (i * len(val)) // cfg.prompts
-        newline = (val[start : start + 4096] == ord("\n")).nonzero()
-        start += int(newline[0]) + 1 if len(newline) else 0
-        out.append(val[start : start + cfg.prompt_len].tolist())
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
 # (1) self-speculative decoding speed, with the exact-output check
-
-
-def time_decoding(model: MultiTokenLlama, prompts: list[list[int]], new_tokens: int, reps: int):
-    """Interleaved repetitions of plain head-1 greedy and self-speculative decoding per prompt;
-    returns the median seconds of each per prompt and the last outputs/results."""
-    plain_t = [[] for _ in prompts]
-    spec_t = [[] for _ in prompts]
-    plain_out, spec_out = [None] * len(prompts), [None] * len(prompts)
-    greedy_generate(model, prompts[0], max_new_tokens=8)  # warm-up
-    self_speculative_generate(model, prompts[0], max_new_tokens=8)
-    for _ in range(reps):
-        for j, prompt in enumerate(prompts):
-            start = time.perf_counter()
-            plain_out[j] = greedy_generate(model, prompt, max_new_tokens=new_tokens)
-            plain_t[j].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            spec_out[j] = self_speculative_generate(model, prompt, max_new_tokens=new_tokens)
-            spec_t[j].append(time.perf_counter() - start)
-    medians = ([statistics.median(t) for t in plain_t], [statistics.median(t) for t in spec_t])
-    return medians, plain_out, spec_out
 
 
 def run_speedup(ctx: RunContext) -> dict[str, float]:
     cfg: MTPClaimsConfig = ctx.config
     model, history = byte_model(cfg, cfg.n_future, ctx.seed, progress=ctx.progress)
     ctx.notes["train_seconds"] = round(history["seconds"][0], 1)
-    prompts = val_prompts(cfg)
+    prompts = code_prompts(cfg.prompts, cfg.prompt_len)
     # batch-1 decoding of a small model is latency-bound; one thread keeps OpenMP barriers from
     # stalling when other processes share the cores (both methods are timed the same way)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.decode_threads or threads)
-    try:
-        (plain_s, spec_s), plain_out, spec_out = time_decoding(
-            model, prompts, cfg.new_tokens, cfg.reps
+    with torch_threads(cfg.decode_threads or torch.get_num_threads()):
+        timings = time_interleaved(
+            {
+                "plain": lambda p: greedy_generate(model, p, max_new_tokens=cfg.new_tokens),
+                "spec": lambda p: self_speculative_generate(
+                    model, p, max_new_tokens=cfg.new_tokens
+                ),
+            },
+            prompts,
+            cfg.reps,
         )
-    finally:
-        torch.set_num_threads(threads)
+    plain_out, spec_out = timings.outputs["plain"], timings.outputs["spec"]
+    plain_s, spec_s = timings.median("plain"), timings.median("spec")
     tokens = sum(len(o) for o in plain_out)
     forwards = sum(r.forwards for r in spec_out)
     drafted, accepted = sum(r.drafted for r in spec_out), sum(r.accepted for r in spec_out)
@@ -208,11 +183,11 @@ def run_speedup(ctx: RunContext) -> dict[str, float]:
     ctx.notes["sample_prompt"] = ByteTokenizer().decode(prompts[0])
     ctx.notes["sample_output"] = ByteTokenizer().decode(plain_out[0])
     agreement = draft_agreement(model, cfg)
-    _plot_speedup(ctx, counts, model.n_future, tokens / sum(plain_s), tokens / sum(spec_s))
+    _plot_speedup(ctx, counts, model.n_future, tokens / plain_s, tokens / spec_s)
     return {
-        "speedup": sum(plain_s) / sum(spec_s),
-        "plain_tokens_per_s": tokens / sum(plain_s),
-        "spec_tokens_per_s": tokens / sum(spec_s),
+        "speedup": plain_s / spec_s,
+        "plain_tokens_per_s": tokens / plain_s,
+        "spec_tokens_per_s": tokens / spec_s,
         "tokens_per_forward": tokens / forwards,
         "acceptance_rate": accepted / max(1, drafted),
         "identical_fraction": sum(identical) / len(identical),
