@@ -174,6 +174,8 @@ def code_prompts(n: int, length: int, *, split: str = "val") -> list[list[int]]:
     if n < 1 or length < 1:
         raise ValueError(f"code_prompts: n and length must be >= 1, got n={n}, length={length}")
     data = load_corpus(split=split)
+    if length > len(data):
+        raise ValueError(f"code_prompts: length={length} exceeds the {split} split ({len(data)} B)")
     out = []
     for i in range(n):
         start = (i * len(data)) // n

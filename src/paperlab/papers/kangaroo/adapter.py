@@ -120,15 +120,23 @@ class KangarooAdapter(nn.Module):
 
     @classmethod
     def from_pretrained(
-        cls, path: str | os.PathLike, *, device: torch.device | str = "cpu"
+        cls,
+        path: str | os.PathLike,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype | None = None,
     ) -> KangarooAdapter:
+        """Load an adapter; tensors keep their stored dtype unless `dtype` is given (use the
+        target's: `dtype=model.embed_tokens.weight.dtype`)."""
         from safetensors.torch import load_file
 
         meta = read_safetensors_metadata(path, kind="KangarooAdapter")
         config = LlamaConfig.from_dict(json.loads(meta["paperlab_config"]))
         adapter = cls(config, exit_layer=int(meta["exit_layer"]), n_layers=int(meta["n_layers"]))
-        adapter.load_state_dict(load_file(str(path)))
-        return adapter.to(device)
+        state = load_file(str(path))
+        stored = next(iter(state.values())).dtype if state else torch.float32
+        adapter.to(dtype=stored).load_state_dict(state)
+        return adapter.to(device=device, dtype=dtype or stored)
 
     def check_target(self, model: Llama) -> None:
         """Raise ValueError unless `model` has the shape this adapter was built for."""
@@ -136,6 +144,12 @@ class KangarooAdapter(nn.Module):
         differ = {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k] and k != "dropout"}
         if differ:
             raise ValueError(f"adapter and target model differ in {differ} (adapter, target)")
+        a, t = self.norm.weight, model.embed_tokens.weight
+        if (a.dtype, a.device) != (t.dtype, t.device):
+            raise ValueError(
+                f"adapter is {a.dtype} on {a.device} but the target is {t.dtype} on {t.device}; "
+                "move it with adapter.to(...)"
+            )
 
 
 # ---------------------------------------------------------------------------------------------
