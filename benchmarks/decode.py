@@ -21,7 +21,7 @@ and MTP self-speculative decoding (arXiv 2404.19737), every ratio against our pl
 Models. All are trained here on the stdlib corpus for the same number of steps with the same
 recipe (batch, sequence length, lr, warmup, seed); the defaults are `KangarooClaimsConfig()`'s,
 so the target, the adapter and eta / gamma are those of the `kangaroo` claims. Target:
-`kangaroo.claims.train_byte_target`; adapter: the claims' recipe (`trained_pair`) on the frozen
+`kangaroo.claims.train_byte_target`; adapter: the claims' recipe (`fit_adapter`) on the frozen
 target; draft: `train_draft` below (next-token cross-entropy, as the target); MTP:
 `mtp.claims.byte_model`. With `--ckpt-dir DIR` each model is loaded from DIR when a file for
 its exact training recipe is there (the file name carries a hash of the recipe and of the
@@ -185,7 +185,8 @@ def recipes(args, cfg: KangarooClaimsConfig) -> dict[str, dict]:
         "adapter": dict(target=target, exit_layer=cfg.exit_layer,
                         adapter_layers=cfg.adapter_layers, adapter_steps=cfg.adapter_steps,
                         adapter_lr=cfg.adapter_lr, recipe="kangaroo.claims.fit_adapter"),
-        "draft": dict(common, n_layers=args.draft_layers, recipe="kangaroo.claims.train_byte_target"),
+        "draft": dict(common, n_layers=args.draft_layers,
+                      recipe="kangaroo.claims.train_byte_target"),
         "mtp": dict(common, n_layers=cfg.n_layers, n_future=args.n_future,
                     recipe="mtp.claims.byte_model"),
     }  # fmt: skip

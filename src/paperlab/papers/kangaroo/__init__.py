@@ -1,5 +1,5 @@
-"""Kangaroo: Lossless Self-Speculative Decoding via Double Early Exiting (Liu, Wang, Zhang,
-Xu, Han, Wang; Huawei Noah's Ark Lab; arXiv 2404.18911, 2024).
+"""Kangaroo: Lossless Self-Speculative Decoding via Double Early Exiting (Liu, Tang, Liu,
+Ni, Han, Wang; Huawei Noah's Ark Lab; arXiv 2404.18911, 2024).
 
 Idea: the draft model of speculative decoding is the target LLM's own first l layers (the
 first early exit) plus a light adapter (one attention layer and norms) that maps the shallow
