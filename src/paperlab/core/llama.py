@@ -351,12 +351,15 @@ class Llama(nn.Module):
         device: torch.device | str = "cpu",
         dtype: torch.dtype | None = None,
     ) -> Llama:
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
+        from paperlab.core.checkpoint import read_safetensors_metadata
+
         file = _checkpoint_file(Path(path), creating=False)
-        with safe_open(str(file), framework="pt") as f:
-            metadata = f.metadata() or {}
+        metadata = read_safetensors_metadata(file)
+        kind = metadata.get("paperlab_model", "Llama")
+        if kind != "Llama":
+            raise ValueError(f"{file}: expected a Llama checkpoint, found {kind}")
         if "paperlab_config" not in metadata:
             raise ValueError(
                 f"{file}: no paperlab config in the safetensors metadata; for a Hugging Face "

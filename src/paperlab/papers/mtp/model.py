@@ -145,15 +145,11 @@ class MultiTokenLlama(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> MultiTokenLlama:
-        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no checkpoint at {path}; write one with save_pretrained")
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        if metadata.get("paperlab_model") != "MultiTokenLlama":
-            raise ValueError(f"{path} is not a MultiTokenLlama checkpoint (see save_pretrained)")
+        from paperlab.core.checkpoint import read_safetensors_metadata
+
+        metadata = read_safetensors_metadata(path, kind="MultiTokenLlama")
         model = cls(config=MTPConfig(**json.loads(metadata["paperlab_config"])))
         state = load_file(str(path))
         if model.config.tie_embeddings:
