@@ -89,6 +89,12 @@ class KangarooClaimsConfig:
             raise ValueError("prompt_len + new_tokens must be <= 1024 (the model's max_seq_len)")
         if any(not 0.0 <= e <= 1.0 for e in (self.eta, *self.etas)):
             raise ValueError("eta and every value of etas must be in [0, 1]")
+        if 0.0 not in self.etas or not any(e > 0 for e in self.etas):
+            raise ValueError("etas must contain 0 (no early stop) and at least one value > 0")
+        if self.prompts < 1 or self.prompt_len < 1 or self.new_tokens < 1 or self.reps < 1:
+            raise ValueError("prompts, prompt_len, new_tokens and reps must be >= 1")
+        if self.s_samples < 10:
+            raise ValueError("s_samples must be >= 10 for a chi-square test")
         if self.gamma < 1 or self.s_gamma < 1:
             raise ValueError("gamma and s_gamma must be >= 1")
         if self.s_new_tokens < 2:
@@ -332,8 +338,6 @@ def _sweep(ctx, cfg, model, adapter, prompts, temperature: float) -> dict:
 
 def run_eta_sweep(ctx: RunContext) -> dict[str, float]:
     cfg, model, adapter, info, prompts = _decoding_setup(ctx)
-    if 0.0 not in cfg.etas or not any(e > 0 for e in cfg.etas):
-        raise ValueError("etas must contain 0 and at least one value > 0")
     # judged where the draft is uncertain: sampling at sweep_temperature (see README: the
     # miniature's greedy continuations are repetitive, drafts are ~always right there, and
     # an early stop can only cost); the greedy sweep is measured and reported alongside

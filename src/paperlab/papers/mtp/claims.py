@@ -71,6 +71,26 @@ class MTPClaimsConfig:
     ind_threshold: float = 0.5
     ind_loss_on_prefix: bool = True
 
+    def __post_init__(self) -> None:
+        if self.n_future < 2 or self.n_future > self.n_layers:
+            raise ValueError(f"n_future={self.n_future} must be in 2..n_layers={self.n_layers}")
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+            raise ValueError(f"dim={self.dim} must split into n_heads={self.n_heads} even heads")
+        if self.prompt_len + self.new_tokens + self.n_future > 1024:
+            raise ValueError("prompt_len + new_tokens + n_future must be <= 1024 (max_seq_len)")
+        if min(self.steps, self.prompts, self.prompt_len, self.new_tokens, self.reps) < 1:
+            raise ValueError("steps, prompts, prompt_len, new_tokens and reps must be >= 1")
+        if 1 not in self.mem_futures or any(n < 1 for n in self.mem_futures):
+            raise ValueError("mem_futures must contain 1 (the next-token reference), all >= 1")
+        if 1 not in self.ind_futures or not any(n > 1 for n in self.ind_futures):
+            raise ValueError("ind_futures must contain 1 and at least one n > 1")
+        if any(n > self.ind_layers for n in self.ind_futures):
+            raise ValueError(f"every ind_futures value must be <= ind_layers={self.ind_layers}")
+        if not 0.0 < self.ind_threshold < 1.0:
+            raise ValueError(f"ind_threshold={self.ind_threshold} must be in (0, 1)")
+        if not 1 <= self.ind_min_len <= self.ind_max_len <= self.ind_vocab:
+            raise ValueError("need 1 <= ind_min_len <= ind_max_len <= ind_vocab (distinct tokens)")
+
 
 # fmt: off
 PRESETS = {
