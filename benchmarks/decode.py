@@ -74,7 +74,7 @@ from paperlab.papers.kangaroo.claims import (
     plain_greedy,
     train_byte_target,
 )
-from paperlab.papers.mtp.claims import MTPClaimsConfig, byte_model
+from paperlab.papers.mtp.claims import MTPClaimsConfig, byte_model, byte_model_config
 from paperlab.papers.mtp.model import MTPConfig, MultiTokenLlama
 from paperlab.papers.mtp.speculative import greedy_generate, self_speculative_generate
 
@@ -277,14 +277,7 @@ def get_models(args, cfg: KangarooClaimsConfig) -> dict[str, tuple]:
         mcfg = MTPClaimsConfig(dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
                                seq_len=cfg.seq_len, batch_size=cfg.batch_size, steps=cfg.steps,
                                lr=cfg.lr)  # fmt: skip
-        expected = MTPConfig(
-            vocab_size=256,
-            dim=cfg.dim,
-            n_layers=cfg.n_layers,
-            n_heads=cfg.n_heads,
-            max_seq_len=1024,
-            n_future=args.n_future,
-        )
+        expected = byte_model_config(mcfg, args.n_future)
         out["mtp"] = obtain(
             "mtp",
             rec["mtp"],

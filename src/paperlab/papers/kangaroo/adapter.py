@@ -77,6 +77,8 @@ class KangarooAdapter(nn.Module):
         starts from there."""
         weight = model.embed_tokens.weight
         adapter = cls(model.config, exit_layer=exit_layer, n_layers=n_layers)
+        # DEVIATION: the official code starts from a freshly initialised module; copying the
+        # target's final norm makes the untrained adapter equal the "w/o adapter" draft
         with torch.no_grad():
             adapter.norm.weight.copy_(model.norm.weight)
         return adapter.to(device=weight.device, dtype=weight.dtype)

@@ -156,6 +156,8 @@ def fit_adapter(
 ) -> tuple[KangarooAdapter, dict]:
     """The claims' adapter recipe on a frozen target: (adapter, info with the training history
     and validation soft-CE / expected acceptance before and after)."""
+    # DEVIATION: soft labels from the frozen target on random corpus windows, computed on the
+    # fly, instead of hidden states precomputed on ShareGPT conversations
     torch.manual_seed(seed)  # the adapter's initial weights depend on the seed only
     adapter = KangarooAdapter.for_model(model, exit_layer=cfg.exit_layer,
                                         n_layers=cfg.adapter_layers)  # fmt: skip
@@ -338,6 +340,7 @@ def _sweep(ctx, cfg, model, adapter, prompts, temperature: float) -> dict:
 
 def run_eta_sweep(ctx: RunContext) -> dict[str, float]:
     cfg, model, adapter, info, prompts = _decoding_setup(ctx)
+    # DEVIATION: the paper sweeps eta on greedy decoding; here the claim is
     # judged where the draft is uncertain: sampling at sweep_temperature (see README: the
     # miniature's greedy continuations are repetitive, drafts are ~always right there, and
     # an early stop can only cost); the greedy sweep is measured and reported alongside

@@ -115,6 +115,12 @@ _MODELS: dict[tuple, tuple[MultiTokenLlama, dict]] = {}
 _MODEL_FIELDS = ("dim", "n_layers", "n_heads", "seq_len", "batch_size", "steps", "lr")
 
 
+def byte_model_config(cfg: MTPClaimsConfig, n_future: int) -> MTPConfig:
+    """The architecture of `byte_model`'s n-head byte-level model."""
+    return MTPConfig(vocab_size=256, dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
+                     max_seq_len=1024, n_future=n_future)  # fmt: skip
+
+
 def byte_model(
     cfg: MTPClaimsConfig, n_future: int, seed: int, *, progress: bool = False
 ) -> tuple[MultiTokenLlama, dict]:
@@ -124,15 +130,7 @@ def byte_model(
     key = (tuple(getattr(cfg, f) for f in _MODEL_FIELDS), n_future, seed)
     if key not in _MODELS:
         torch.manual_seed(seed)
-        config = MTPConfig(
-            vocab_size=256,
-            dim=cfg.dim,
-            n_layers=cfg.n_layers,
-            n_heads=cfg.n_heads,
-            max_seq_len=1024,
-            n_future=n_future,
-        )
-        model = MultiTokenLlama(config=config)
+        model = MultiTokenLlama(config=byte_model_config(cfg, n_future))
         start = time.perf_counter()
         batches = random_batches(load_corpus(split="train"), cfg.batch_size, cfg.seq_len, seed)
         tcfg = TrainConfig(
