@@ -115,6 +115,7 @@ class RunContext:
     device: str
     out_dir: Path
     progress: bool = True
+    llm_config: str | None = None  # `reproduce --config FILE`: run on these real models
     artifacts: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
 

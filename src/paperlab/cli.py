@@ -20,6 +20,7 @@ from pathlib import Path
 
 from paperlab import __version__, catalog
 from paperlab.claims import SCALES, UserError
+from paperlab.papers.moa import cli as moa_cli
 
 EPILOG = """examples:
   paperlab list
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the config fields and their values at --scale, then exit",
     )
     p_rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p_rep.add_argument(
+        "--config",
+        type=Path,
+        help="LLM config TOML: LLM-backed papers (moa, poll, ...) run their claims on the real "
+        "models it names instead of the miniature models trained here",
+    )
 
     p_report = sub.add_parser("report", help="render the latest results to report.md/.html")
     p_report.add_argument(
@@ -99,6 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path("runs"),
         help="folder with results; the report is written there (runs/)",
     )
+    p_serve = sub.add_parser(
+        "serve",
+        help="serve paperlab chat models over an OpenAI-compatible HTTP API",
+        description="Serve one or more paperlab chat models (directories holding "
+        "model.safetensors and paperlab_chat.json) at /v1/models, /v1/chat/completions and "
+        "/v1/completions, for the `openai` client or any tool that speaks its API.",
+        epilog="example:\n  paperlab serve runs/zoo/adder-0 --port 8000\n"
+        "  curl http://127.0.0.1:8000/v1/models",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_serve.add_argument("model_dirs", nargs="+", type=Path, metavar="MODEL_DIR")
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p_serve.add_argument("--port", type=int, default=8000, help="port; 0 picks a free one (8000)")
+    p_serve.add_argument("--threads", type=int, default=1, help="torch threads per request (1)")
+    p_serve.add_argument(
+        "--api-key-env", metavar="NAME", help="require the key held in this environment variable"
+    )
+    p_serve.add_argument(
+        "--latency", type=float, default=0.0, help="add this many seconds to every completion"
+    )
+    p_serve.add_argument(
+        "--fault",
+        dest="faults",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="fail the next completion request on purpose (tests): 429, 500, 503, malformed, "
+        "drop, slow:SECONDS; repeat to queue several",
+    )
+    p_serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    moa_cli.add_parser(sub)
     return parser
 
 
@@ -148,6 +186,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UserError(str(e)) from None
     check_writable(args.out)
+    llm_config = None
+    if args.config is not None:
+        from paperlab.core.llm.config import load_config
+
+        load_config(args.config)  # a malformed config fails now, before any claim runs
+        llm_config = str(args.config)
 
     n = sum(len(p.claims) for p in plans)
     print(
@@ -162,6 +206,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         device=device,
         out=args.out,
         progress=not args.no_progress,
+        llm_config=llm_config,
     )
     if results:
         print(summary_table(results))
@@ -188,7 +233,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "report": cmd_report}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from paperlab.core.llm.server import serve
+
+    try:
+        serve(
+            args.model_dirs,
+            host=args.host,
+            port=args.port,
+            threads=args.threads,
+            latency=args.latency,
+            faults=args.faults,
+            api_key_env=args.api_key_env,
+            ready_file=args.ready_file,
+        )
+    except (OSError, ValueError) as e:
+        raise UserError(str(e)) from None
+    return 0
+
+
+COMMANDS = {
+    "list": cmd_list,
+    "reproduce": cmd_reproduce,
+    "report": cmd_report,
+    "serve": cmd_serve,
+    "moa": lambda args: moa_cli.run(args),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

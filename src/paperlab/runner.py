@@ -127,6 +127,7 @@ def run_claim(
     device: str,
     out: Path,
     progress: bool = True,
+    llm_config: str | None = None,
 ) -> Result:
     """Run one claim and write its result folder atomically; return the result."""
     from paperlab.claims import RunContext  # local: keep the import graph obvious
@@ -137,7 +138,13 @@ def run_claim(
     tmp.mkdir(parents=True, exist_ok=False)
     try:
         ctx = RunContext(
-            config=config, scale=scale, seed=seed, device=device, out_dir=tmp, progress=progress
+            config=config,
+            scale=scale,
+            seed=seed,
+            device=device,
+            out_dir=tmp,
+            progress=progress,
+            llm_config=llm_config,
         )
         seed_everything(seed)
         start = time.perf_counter()
@@ -145,6 +152,8 @@ def run_claim(
         try:
             if "cuda" in claim.needs and not device.startswith("cuda"):
                 raise SkipClaim("needs cuda")
+            if "llm-endpoint" in claim.needs and llm_config is None:
+                raise SkipClaim("needs llm-endpoint: pass --config FILE naming real models")
             measured = clean_measured(claim.run(ctx))
             verdict, reason = claim.criterion.judge(measured)
         except SkipClaim as e:
@@ -187,6 +196,7 @@ def run_plans(
     device: str,
     out: Path,
     progress: bool = True,
+    llm_config: str | None = None,
 ) -> tuple[list[Result], list[str], bool]:
     """Run every planned claim. Returns (results, errors, interrupted). A claim that raises
     is reported as an error (the others still run); Ctrl-C stops and keeps what finished."""
@@ -213,6 +223,7 @@ def run_plans(
                             device=device,
                             out=out,
                             progress=progress,
+                            llm_config=llm_config,
                         )
                     )
                 except KeyboardInterrupt:

@@ -1,0 +1,332 @@
+"""`LLMClient`: the one way paperlab talks to language models.
+
+It wraps the official `openai` SDK (`AsyncOpenAI(base_url=...)`), so it works with any
+OpenAI-compatible server: vLLM, SGLang, Ollama, llama.cpp, a hosted API, or `paperlab serve`.
+What it adds:
+
+- a concurrency limit per configured model (an `asyncio.Semaphore`);
+- transport retries with exponential backoff on 429 / 5xx / dropped connections (the SDK's own
+  `max_retries`), and on malformed response bodies (tenacity);
+- parse-level retries: `parse=fn` regenerates an output `fn` rejects (returns None or raises
+  ValueError), up to `parse_retries` more times; each attempt is its own cache entry, so a
+  re-run replays the same attempts for free;
+- a persistent SQLite cache (`RequestCache`) keyed by (endpoint, model, messages or prompt,
+  parameters, sample index, attempt); errors are never cached;
+- token and cost accounting per model (`client.usage`);
+- errors as one line naming the model and the fix, with any API key scrubbed out.
+
+    client = LLMClient(load_config("paperlab.toml"))
+    out = asyncio.run(client.chat("llama3", [{"role": "user", "content": "Hi"}]))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import openai
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from paperlab.claims import UserError
+from paperlab.core.llm.cache import RequestCache, request_key
+from paperlab.core.llm.config import LLMConfig, ModelSpec
+from paperlab.core.llm.usage import UsageTracker
+
+Messages = Sequence[Mapping[str, str]]
+
+
+class EndpointError(UserError):
+    """The endpoint failed after retries (unreachable, auth, bad request): one line."""
+
+
+class MalformedResponse(Exception):
+    """A response body that is not the JSON the API promises (retried)."""
+
+
+@dataclass
+class TokenLogprob:
+    token: str
+    logprob: float | None  # None for the first prompt token (nothing to condition on)
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    """One generated output and what it cost."""
+
+    text: str
+    model: str  # the config's name for the model
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    logprobs: list[TokenLogprob] | None = None  # of the generated tokens
+    prompt_logprobs: list[TokenLogprob] | None = None  # raw completions with echo=True
+    cached: bool = False
+    latency: float = 0.0  # seconds, 0 for a cache hit
+    cost: float = 0.0  # USD, 0 for a cache hit
+    parsed: Any = None  # parse(text) when a parser was given and accepted the output
+    attempts: int = 1
+
+    def to_cache(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("cached", "latency", "cost", "parsed", "attempts", "model"):
+            d.pop(k)
+        return d
+
+    @classmethod
+    def from_cache(cls, d: Mapping[str, Any], model: str) -> Completion:
+        d = dict(d)
+        for k in ("logprobs", "prompt_logprobs"):
+            if d.get(k) is not None:
+                d[k] = [TokenLogprob(**t) for t in d[k]]
+        return cls(model=model, cached=True, **d)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    for s in secrets:
+        if s and s != "EMPTY":
+            text = text.replace(s, "***")
+    return text
+
+
+class LLMClient:
+    """Chat and raw completions against the models of an `LLMConfig`.
+
+    `cache`: a `RequestCache`, a path for one, or None (no caching). Use one client per run;
+    `usage` accumulates over its lifetime. Safe to use from several `asyncio.run` calls.
+    """
+
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        cache: RequestCache | str | None = None,
+        usage: UsageTracker | None = None,
+    ):
+        self.config = config
+        self.cache = RequestCache(cache) if isinstance(cache, str) else cache
+        self.usage = usage or UsageTracker()
+        self._sdk: dict[tuple[int, str], openai.AsyncOpenAI] = {}
+        self._limits: dict[tuple[int, str], asyncio.Semaphore] = {}
+        self._secrets: set[str] = set()
+
+    # -- public API ---------------------------------------------------------------------------
+
+    async def chat(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 512,
+        top_p: float | None = None,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: int | None = None,
+        sample: int = 0,
+        parse: Callable[[str], Any] | None = None,
+        parse_retries: int = 2,
+    ) -> Completion:
+        """One chat completion. `sample` distinguishes repeated samples of the same request
+        (cache key); `logprobs=k` asks for the top-k log-probabilities of each output token."""
+        spec = self.config.get(model)
+        spec.require("chat")
+        if logprobs is not None:
+            spec.require("logprobs")
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if top_p is not None:
+            params["top_p"] = top_p
+        if stop:
+            params["stop"] = list(stop)
+        if seed is not None:
+            params["seed"] = seed
+        if logprobs is not None:
+            params["logprobs"] = True
+            params["top_logprobs"] = logprobs
+        body = {"messages": [dict(m) for m in messages]}
+        return await self._with_parse(spec, "chat", body, params, sample, parse, parse_retries)
+
+    async def complete(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        temperature: float = 0.7,
+        max_tokens: int = 256,
+        top_p: float | None = None,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        logprobs: int | None = None,
+        echo: bool = False,
+        sample: int = 0,
+        parse: Callable[[str], Any] | None = None,
+        parse_retries: int = 2,
+    ) -> Completion:
+        """A raw completion of `prompt` (no chat template). `echo=True` with `logprobs` also
+        returns the prompt's token log-probabilities (`prompt_logprobs` capability)."""
+        spec = self.config.get(model)
+        spec.require("raw_completion")
+        if logprobs is not None:
+            spec.require("logprobs")
+        if echo:
+            spec.require("prompt_logprobs")
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if top_p is not None:
+            params["top_p"] = top_p
+        if stop:
+            params["stop"] = list(stop)
+        if seed is not None:
+            params["seed"] = seed
+        if logprobs is not None:
+            params["logprobs"] = logprobs
+        if echo:
+            params["echo"] = True
+            params.setdefault("logprobs", 0)
+        body = {"prompt": prompt}
+        return await self._with_parse(spec, "completion", body, params, sample, parse, parse_retries)
+
+    async def aclose(self) -> None:
+        for sdk in self._sdk.values():
+            await sdk.close()
+        self._sdk.clear()
+
+    # -- internals ----------------------------------------------------------------------------
+
+    async def _with_parse(self, spec, kind, body, params, sample, parse, parse_retries):
+        for attempt in range(parse_retries + 1 if parse else 1):
+            out = await self._cached(spec, kind, body, params, sample, attempt)
+            out.attempts = attempt + 1
+            if parse is None:
+                return out
+            try:
+                parsed = parse(out.text)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                out.parsed = parsed
+                return out
+        return out  # every attempt unparseable: parsed stays None, the caller decides
+
+    async def _cached(self, spec: ModelSpec, kind, body, params, sample, attempt) -> Completion:
+        key = None
+        if self.cache is not None:
+            payload = {"base_url": spec.base_url, "model": spec.model, "kind": kind, **body,
+                       "params": params, "sample": sample}  # fmt: skip
+            if attempt:
+                payload["attempt"] = attempt
+            key = request_key(payload)
+            hit = self.cache.get(key)
+            if hit is not None:
+                out = Completion.from_cache(hit, spec.name)
+                self.usage.record(spec.name, prompt_tokens=out.prompt_tokens,
+                                  completion_tokens=out.completion_tokens, cost=0.0,
+                                  seconds=0.0, cached=True)  # fmt: skip
+                return out
+        if attempt and "seed" in params:  # a regenerated attempt must be allowed to differ
+            params = {**params, "seed": params["seed"] + 7919 * attempt}
+        out = await self._request(spec, kind, body, params)
+        self.usage.record(spec.name, prompt_tokens=out.prompt_tokens,
+                          completion_tokens=out.completion_tokens, cost=out.cost,
+                          seconds=out.latency, cached=False)  # fmt: skip
+        if key is not None:
+            self.cache.put(key, out.to_cache())
+        return out
+
+    def _sdk_for(self, spec: ModelSpec) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+        loop = id(asyncio.get_running_loop())
+        if (loop, spec.name) not in self._sdk:
+            api_key = spec.api_key()
+            self._secrets.add(api_key)
+            self._sdk[loop, spec.name] = openai.AsyncOpenAI(
+                base_url=spec.base_url,
+                api_key=api_key,
+                timeout=spec.timeout,
+                max_retries=spec.max_retries,
+            )
+            self._limits[loop, spec.name] = asyncio.Semaphore(spec.max_concurrency)
+        return self._sdk[loop, spec.name], self._limits[loop, spec.name]
+
+    async def _request(self, spec: ModelSpec, kind, body, params) -> Completion:
+        sdk, limit = self._sdk_for(spec)
+        call = sdk.chat.completions.create if kind == "chat" else sdk.completions.create
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(MalformedResponse),
+            stop=stop_after_attempt(spec.max_retries + 1),
+            wait=wait_exponential(multiplier=0.25, max=8),
+            reraise=True,
+        )
+        async with limit:
+            start = time.perf_counter()
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        try:
+                            response = await call(model=spec.model, **body, **params)
+                        except (json.JSONDecodeError, openai.APIResponseValidationError) as e:
+                            raise MalformedResponse(str(e)) from None
+                        out = _to_completion(response, spec.name, kind)
+            except MalformedResponse as e:
+                raise self._error(spec, f"malformed response after retries ({e})") from None
+            except openai.AuthenticationError:
+                raise self._error(
+                    spec, f"authentication failed (HTTP 401); check the key in ${spec.api_key_env}"
+                ) from None
+            except (openai.APIConnectionError, openai.APITimeoutError) as e:
+                raise self._error(
+                    spec, f"endpoint unreachable after {spec.max_retries} retries ({e}); "
+                    "is the server running and base_url right?"
+                ) from None  # fmt: skip
+            except openai.APIStatusError as e:
+                raise self._error(spec, f"HTTP {e.status_code}: {_brief(e)}") from None
+            out.latency = time.perf_counter() - start
+        out.cost = spec.cost(out.prompt_tokens, out.completion_tokens)
+        return out
+
+    def _error(self, spec: ModelSpec, what: str) -> EndpointError:
+        return EndpointError(scrub(f"model {spec.name!r} at {spec.base_url}: {what}", sorted(self._secrets)))
+
+
+def _brief(e: openai.APIStatusError) -> str:
+    body = e.body
+    if isinstance(body, Mapping):
+        msg = body.get("message") or body.get("error", {})
+        if isinstance(msg, Mapping):
+            msg = msg.get("message")
+        if msg:
+            return str(msg)[:300]
+    return str(e.message)[:300]
+
+
+def _to_completion(response: Any, name: str, kind: str) -> Completion:
+    """The SDK's response object -> Completion; a response missing its fields is malformed."""
+    try:
+        choice = response.choices[0]
+        usage = response.usage
+        if kind == "chat":
+            text = choice.message.content or ""
+            logprobs = None
+            if choice.logprobs is not None and choice.logprobs.content is not None:
+                logprobs = [
+                    TokenLogprob(t.token, t.logprob, {a.token: a.logprob for a in t.top_logprobs})
+                    for t in choice.logprobs.content
+                ]
+            return Completion(text, name, usage.prompt_tokens, usage.completion_tokens,
+                              choice.finish_reason, logprobs)  # fmt: skip
+        text = choice.text
+        logprobs = prompt_logprobs = None
+        lp = choice.logprobs
+        if lp is not None and lp.tokens is not None:
+            tops = lp.top_logprobs or [None] * len(lp.tokens)
+            toks = [TokenLogprob(t, p, dict(top or {}))
+                    for t, p, top in zip(lp.tokens, lp.token_logprobs, tops)]  # fmt: skip
+            n_gen = usage.completion_tokens
+            split = len(toks) - n_gen if len(toks) > n_gen else 0
+            prompt_logprobs, logprobs = (toks[:split] or None), toks[split:]
+        return Completion(text, name, usage.prompt_tokens, usage.completion_tokens,
+                          choice.finish_reason, logprobs, prompt_logprobs)  # fmt: skip
+    except (AttributeError, IndexError, TypeError) as e:
+        raise MalformedResponse(f"unexpected response shape: {e}") from None

@@ -1,0 +1,399 @@
+"""`paperlab serve`: paperlab chat models behind an OpenAI-compatible HTTP API.
+
+FastAPI + uvicorn. Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (messages through
+the model's chat template; `logprobs` / `top_logprobs`), `POST /v1/completions` (a raw prompt;
+`logprobs`, `echo` for prompt log-probabilities), and `GET /paperlab/stats` (request counts,
+for tests). Generation runs in worker threads, so concurrent requests overlap.
+
+For tests and the latency benchmark the server can misbehave on purpose:
+`latency` adds a fixed delay to every completion request, and `faults` is a queue of failures
+served to the next completion requests in order: "429", "500", "503", "malformed" (a 200 whose
+body is not JSON), "drop" (the connection closes mid-body), "slow:SECONDS" (a delay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
+
+from paperlab.core.data.text import ByteTokenizer
+from paperlab.core.generate import logits_to_probs
+from paperlab.core.kv_cache import KVCache
+from paperlab.core.llama import Llama
+from paperlab.core.llm.chat import ChatModelInfo, render_chat
+
+FAULTS = ("429", "500", "503", "malformed", "drop")
+
+
+class ServeError(Exception):
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error"):
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+
+
+class _Req(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str
+    max_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+
+class ChatRequest(_Req):
+    messages: list[dict[str, Any]]
+    max_completion_tokens: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+
+class CompletionRequest(_Req):
+    prompt: str | list[str]
+    max_tokens: int | None = 16
+    logprobs: int | None = None
+    echo: bool = False
+
+
+class ServedModel:
+    """A loaded chat model and its byte tokenizer; `generate` is thread-safe (no shared state)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        from paperlab.core.llm.tiny import load_chat_model
+
+        self.model, self.info = load_chat_model(directory)
+        self.model.eval()
+        self.tok = ByteTokenizer(special_tokens=True)
+        self.context = self.model.config.max_seq_len
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, bos=True)
+
+    def check_context(self, n_prompt: int) -> None:
+        if n_prompt >= self.context:
+            raise ServeError(
+                400,
+                f"prompt has {n_prompt} tokens; this model's context is {self.context} tokens",
+                "context_length_exceeded",
+            )
+
+    @torch.inference_mode()
+    def prompt_logprobs(self, ids: list[int], top: int) -> list[dict[str, Any]]:
+        """Log-probability of every prompt token after the BOS, given the tokens before it."""
+        logits = self.model(torch.tensor([ids]))[0].float()
+        lp = torch.log_softmax(logits, dim=-1)
+        out = []
+        for i in range(1, len(ids)):
+            out.append(_token_entry(ids[i], lp[i - 1], top))
+        return out
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        ids: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        stop: Sequence[str],
+        top: int | None,
+    ) -> tuple[str, list[int], str, list[dict[str, Any]]]:
+        """(text, token ids, finish_reason, per-token logprob entries) for one sample."""
+        model = self.model
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        cache = KVCache.for_model(model, batch_size=1, max_len=len(ids) + max_tokens)
+        logits = model(torch.tensor([ids]), cache=cache)[0, -1].float()
+        out: list[int] = []
+        entries: list[dict[str, Any]] = []
+        finish = "length"
+        text = ""
+        for _ in range(max_tokens):
+            if temperature == 0:
+                token = int(logits.argmax())
+            else:
+                probs = logits_to_probs(logits[None], temperature=temperature, top_p=top_p)
+                token = int(torch.multinomial(probs, 1, generator=gen))
+            if token == self.tok.eos_id:
+                finish = "stop"
+                break
+            if top is not None:
+                entries.append(_token_entry(token, torch.log_softmax(logits, -1), top))
+            out.append(token)
+            text = self.tok.decode(out)
+            hit = [text.index(s) for s in stop if s in text]
+            if hit:
+                text, finish = text[: min(hit)], "stop"
+                break
+            logits = model(torch.tensor([[token]]), cache=cache)[0, -1].float()
+        return text, out, finish, entries
+
+
+def _token_str(token: int) -> str:
+    return bytes([token]).decode("utf-8", errors="replace") if token < 256 else f"<{token}>"
+
+
+def _token_entry(token: int, logprobs: torch.Tensor, top: int) -> dict[str, Any]:
+    entry = {"token": _token_str(token), "logprob": float(logprobs[token]),
+             "bytes": [token] if token < 256 else []}  # fmt: skip
+    if top:
+        values, idx = logprobs.topk(top)
+        entry["top"] = [(int(i), float(v)) for v, i in zip(values, idx)]
+    else:
+        entry["top"] = []
+    return entry
+
+
+class Faults:
+    """The queue of injected failures, consumed one per completion request."""
+
+    def __init__(self, specs: Sequence[str]):
+        for s in specs:
+            if s not in FAULTS and not (s.startswith("slow:") and _is_float(s[5:])):
+                raise ValueError(f"unknown fault {s!r}; known: {', '.join(FAULTS)}, slow:SECONDS")
+        self._queue = list(specs)
+        self._lock = threading.Lock()
+
+    def next(self) -> str | None:
+        with self._lock:
+            return self._queue.pop(0) if self._queue else None
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def create_app(
+    model_dirs: Sequence[str | os.PathLike],
+    *,
+    latency: float = 0.0,
+    faults: Sequence[str] = (),
+    api_key_env: str | None = None,
+) -> FastAPI:
+    models: dict[str, ServedModel] = {}
+    for d in model_dirs:
+        served = ServedModel(d)
+        if served.info.model_id in models:
+            raise ValueError(f"two model directories have the model id {served.info.model_id!r}")
+        models[served.info.model_id] = served
+    fault_queue = Faults(faults)
+    stats: Counter[str] = Counter()
+    api_key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        raise ValueError(f"--api-key-env {api_key_env}: the variable is not set")
+    app = FastAPI(title="paperlab serve", docs_url=None, redoc_url=None)
+
+    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind, "code": kind}}, status)
+
+    @app.exception_handler(ServeError)
+    async def _serve_error(_: Request, e: ServeError) -> JSONResponse:
+        return error(e.status, e.message, e.kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
+
+    @app.middleware("http")
+    async def _gate(request: Request, call_next):
+        stats[request.url.path] += 1
+        if api_key is not None and request.url.path.startswith("/v1/"):
+            if request.headers.get("authorization") != f"Bearer {api_key}":
+                return error(401, "invalid API key", "authentication_error")
+        if request.url.path in ("/v1/chat/completions", "/v1/completions"):
+            stats["completion_requests"] += 1
+            fault = fault_queue.next()
+            if fault is not None:
+                stats[f"fault:{fault}"] += 1
+                if fault in ("429", "500", "503"):
+                    return error(int(fault), f"injected fault {fault}", "server_error")
+                if fault == "malformed":
+                    return Response("{not json", media_type="application/json")
+                if fault == "drop":
+                    return _Dropped()
+                await asyncio.sleep(float(fault[5:]))
+            if latency:
+                await asyncio.sleep(latency)
+        return await call_next(request)
+
+    def get_model(name: str) -> ServedModel:
+        if name not in models:
+            raise ServeError(404, f"model {name!r} not found; serving: {', '.join(models)}",
+                             "model_not_found")  # fmt: skip
+        return models[name]
+
+    def sampling(req: _Req, served: ServedModel, n_prompt: int, max_tokens: int | None):
+        if req.temperature < 0 or not 0 < req.top_p <= 1 or req.n < 1:
+            raise ServeError(400, "need temperature >= 0, 0 < top_p <= 1, n >= 1")
+        served.check_context(n_prompt)
+        room = served.context - n_prompt
+        max_tokens = room if max_tokens is None else min(max_tokens, room)
+        if max_tokens < 0:
+            raise ServeError(400, "max_tokens must be >= 0")
+        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+        return dict(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
+                    stop=stop)  # fmt: skip
+
+    def seeds(req: _Req) -> list[int | None]:
+        return [None if req.seed is None else req.seed + i for i in range(req.n)]
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "paperlab"} for m in models]
+        return {"object": "list", "data": data}
+
+    @app.get("/paperlab/stats")
+    async def get_stats() -> dict[str, int]:
+        return dict(stats)
+
+    @app.post("/v1/chat/completions")
+    async def chat(req: ChatRequest) -> dict[str, Any]:
+        served = get_model(req.model)
+        messages = []
+        for m in req.messages:
+            if not isinstance(m.get("content"), str):
+                raise ServeError(400, "message content must be a string")
+            messages.append({"role": m.get("role"), "content": m["content"]})
+        try:
+            ids = served.encode(render_chat(messages))
+        except ValueError as e:
+            raise ServeError(400, str(e)) from None
+        params = sampling(req, served, len(ids), req.max_completion_tokens or req.max_tokens)
+        top = (req.top_logprobs or 0) if req.logprobs else None
+        choices, n_out = [], 0
+        for i, seed in enumerate(seeds(req)):
+            text, toks, finish, entries = await run_in_threadpool(
+                served.generate, ids, seed=seed, top=top, **params
+            )
+            n_out += len(toks)
+            logprobs = None
+            if top is not None:
+                logprobs = {"content": [_chat_logprob(e) for e in entries]}
+            choices.append({"index": i, "message": {"role": "assistant", "content": text},
+                            "logprobs": logprobs, "finish_reason": finish})  # fmt: skip
+        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
+                "created": int(time.time()), "model": req.model, "choices": choices,
+                "usage": _usage(len(ids), n_out)}  # fmt: skip
+
+    @app.post("/v1/completions")
+    async def complete(req: CompletionRequest) -> dict[str, Any]:
+        served = get_model(req.model)
+        prompt = req.prompt
+        if isinstance(prompt, list):
+            if len(prompt) != 1:
+                raise ServeError(400, "this server takes one prompt per request")
+            prompt = prompt[0]
+        ids = served.encode(prompt)
+        params = sampling(req, served, len(ids), req.max_tokens)
+        top = req.logprobs
+        choices, n_out = [], 0
+        for i, seed in enumerate(seeds(req)):
+            text, toks, finish, entries = await run_in_threadpool(
+                served.generate, ids, seed=seed, top=top, **params
+            )
+            n_out += len(toks)
+            logprobs = None
+            if top is not None:
+                if req.echo:
+                    prompt_entries = await run_in_threadpool(served.prompt_logprobs, ids, top)
+                    entries = prompt_entries + entries
+                logprobs = _completion_logprobs(entries)
+            if req.echo:
+                text = prompt + text
+            choices.append({"index": i, "text": text, "logprobs": logprobs,
+                            "finish_reason": finish})  # fmt: skip
+        return {"id": f"cmpl-{uuid.uuid4().hex[:12]}", "object": "text_completion",
+                "created": int(time.time()), "model": req.model, "choices": choices,
+                "usage": _usage(len(ids), n_out)}  # fmt: skip
+
+    app.state.models = models
+    return app
+
+
+class _Dropped(Response):
+    """Promises a body, sends part of it, then stops: the client sees the connection drop."""
+
+    def __init__(self) -> None:
+        super().__init__(b'{"id": "cut', media_type="application/json")
+        self.headers["content-length"] = "1000"
+
+
+def _usage(n_prompt: int, n_out: int) -> dict[str, int]:
+    return {"prompt_tokens": n_prompt, "completion_tokens": n_out,
+            "total_tokens": n_prompt + n_out}  # fmt: skip
+
+
+def _chat_logprob(e: dict[str, Any]) -> dict[str, Any]:
+    top = [{"token": _token_str(t), "logprob": lp, "bytes": [t] if t < 256 else []}
+           for t, lp in e["top"]]  # fmt: skip
+    return {"token": e["token"], "logprob": e["logprob"], "bytes": e["bytes"],
+            "top_logprobs": top}  # fmt: skip
+
+
+def _completion_logprobs(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    tokens = [e["token"] for e in entries]
+    offsets, pos = [], 0
+    for t in tokens:
+        offsets.append(pos)
+        pos += len(t)
+    return {"tokens": tokens, "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{_token_str(t): lp for t, lp in e["top"]} for e in entries],
+            "text_offset": offsets}  # fmt: skip
+
+
+def serve(
+    model_dirs: Sequence[str | os.PathLike],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    threads: int = 1,
+    latency: float = 0.0,
+    faults: Sequence[str] = (),
+    api_key_env: str | None = None,
+    ready_file: str | os.PathLike | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve until interrupted. Port 0 picks a free port; `ready_file` receives the port once
+    the socket is listening (how `LocalServer` and tests find it)."""
+    import uvicorn
+
+    torch.set_num_threads(threads)
+    app = create_app(model_dirs, latency=latency, faults=faults, api_key_env=api_key_env)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        raise OSError(f"cannot listen on {host}:{port} ({e.strerror})") from None
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
+    names = ", ".join(app.state.models)
+    print(f"paperlab serve: {names} at http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
+    if ready_file is not None:
+        tmp = Path(f"{ready_file}.tmp")
+        tmp.write_text(str(port))
+        os.replace(tmp, ready_file)
+    server.run(sockets=[sock])
