@@ -21,6 +21,7 @@ from pathlib import Path
 from paperlab import __version__, catalog
 from paperlab.claims import SCALES, UserError
 from paperlab.papers.moa import cli as moa_cli
+from paperlab.papers.poll import cli as poll_cli
 
 EPILOG = """examples:
   paperlab list
@@ -136,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
         "drop, slow:SECONDS; repeat to queue several",
     )
     p_serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     moa_cli.add_parser(sub)
+    poll_cli.add_parser(sub)
     return parser
 
 
@@ -246,6 +249,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             faults=args.faults,
             api_key_env=args.api_key_env,
             ready_file=args.ready_file,
+            parent_pid=args.parent_pid,
         )
     except (OSError, ValueError) as e:
         raise UserError(str(e)) from None
@@ -258,6 +262,7 @@ COMMANDS = {
     "report": cmd_report,
     "serve": cmd_serve,
     "moa": lambda args: moa_cli.run(args),
+    "poll": lambda args: poll_cli.run(args),
 }
 
 

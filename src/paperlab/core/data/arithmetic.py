@@ -19,21 +19,28 @@ _INT = re.compile(r"-?\d+")
 class Problem:
     a: int
     b: int
+    op: str = "+"  # "+" for the miniature models; "*" makes a task hard enough for real LLMs
+
+    def __post_init__(self) -> None:
+        if self.op not in ("+", "*"):
+            raise ValueError(f"Problem: op must be + or *, got {self.op!r}")
 
     @property
     def question(self) -> str:
-        return f"What is {self.a}+{self.b}?"
+        return f"What is {self.a}{self.op}{self.b}?"
 
     @property
     def answer(self) -> str:
-        return str(self.a + self.b)
+        return str(self.a + self.b if self.op == "+" else self.a * self.b)
 
 
-def sample_problems(n: int, *, digits: int = 3, seed: int | random.Random = 0) -> list[Problem]:
+def sample_problems(
+    n: int, *, digits: int = 3, op: str = "+", seed: int | random.Random = 0
+) -> list[Problem]:
     """`n` problems with operands of exactly `digits` digits."""
     rng = seed if isinstance(seed, random.Random) else random.Random(seed)
     lo, hi = 10 ** (digits - 1), 10**digits - 1
-    return [Problem(rng.randint(lo, hi), rng.randint(lo, hi)) for _ in range(n)]
+    return [Problem(rng.randint(lo, hi), rng.randint(lo, hi), op) for _ in range(n)]
 
 
 def extract_answer(text: str) -> str | None:

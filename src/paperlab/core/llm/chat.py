@@ -24,7 +24,9 @@ ROLES = ("system", "user", "assistant")
 META_FILE = "paperlab_chat.json"
 
 
-def render_chat(messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True) -> str:
+def render_chat(
+    messages: Sequence[Mapping[str, str]], *, add_generation_prompt: bool = True
+) -> str:
     """Messages -> the prompt text of the `paperlab-v1` template."""
     parts = []
     for i, m in enumerate(messages):

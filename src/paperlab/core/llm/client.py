@@ -8,8 +8,9 @@ What it adds:
 - transport retries with exponential backoff on 429 / 5xx / dropped connections (the SDK's own
   `max_retries`), and on malformed response bodies (tenacity);
 - parse-level retries: `parse=fn` regenerates an output `fn` rejects (returns None or raises
-  ValueError), up to `parse_retries` more times; each attempt is its own cache entry, so a
-  re-run replays the same attempts for free;
+  ValueError), up to `parse_retries` more times, sampling at temperature >= 0.7 (a greedy
+  retry would repeat the rejected output); each attempt is its own cache entry, so a re-run
+  replays the same attempts for free;
 - a persistent SQLite cache (`RequestCache`) keyed by (endpoint, model, messages or prompt,
   parameters, sample index, attempt); errors are never cached;
 - token and cost accounting per model (`client.usage`);
@@ -37,6 +38,7 @@ from paperlab.core.llm.config import LLMConfig, ModelSpec
 from paperlab.core.llm.usage import UsageTracker
 
 Messages = Sequence[Mapping[str, str]]
+RETRY_TEMPERATURE = 0.7  # parse retries sample at least this hot: greedy would repeat itself
 
 
 class EndpointError(UserError):
@@ -187,7 +189,9 @@ class LLMClient:
             params["echo"] = True
             params.setdefault("logprobs", 0)
         body = {"prompt": prompt}
-        return await self._with_parse(spec, "completion", body, params, sample, parse, parse_retries)
+        return await self._with_parse(
+            spec, "completion", body, params, sample, parse, parse_retries
+        )
 
     async def aclose(self) -> None:
         for sdk in self._sdk.values():
@@ -214,24 +218,42 @@ class LLMClient:
     async def _cached(self, spec: ModelSpec, kind, body, params, sample, attempt) -> Completion:
         key = None
         if self.cache is not None:
-            payload = {"base_url": spec.base_url, "model": spec.model, "kind": kind, **body,
-                       "params": params, "sample": sample}  # fmt: skip
+            payload = {
+                "base_url": spec.base_url,
+                "model": spec.model,
+                "kind": kind,
+                **body,
+                "params": params,
+                "sample": sample,
+            }
             if attempt:
                 payload["attempt"] = attempt
             key = request_key(payload)
             hit = self.cache.get(key)
             if hit is not None:
                 out = Completion.from_cache(hit, spec.name)
-                self.usage.record(spec.name, prompt_tokens=out.prompt_tokens,
-                                  completion_tokens=out.completion_tokens, cost=0.0,
-                                  seconds=0.0, cached=True)  # fmt: skip
+                self.usage.record(
+                    spec.name,
+                    prompt_tokens=out.prompt_tokens,
+                    completion_tokens=out.completion_tokens,
+                    cost=0.0,
+                    seconds=0.0,
+                    cached=True,
+                )
                 return out
-        if attempt and "seed" in params:  # a regenerated attempt must be allowed to differ
-            params = {**params, "seed": params["seed"] + 7919 * attempt}
+        if attempt:  # a regenerated attempt must be allowed to differ from the rejected one
+            params = {**params, "temperature": max(params["temperature"], RETRY_TEMPERATURE)}
+            if "seed" in params:
+                params["seed"] += 7919 * attempt
         out = await self._request(spec, kind, body, params)
-        self.usage.record(spec.name, prompt_tokens=out.prompt_tokens,
-                          completion_tokens=out.completion_tokens, cost=out.cost,
-                          seconds=out.latency, cached=False)  # fmt: skip
+        self.usage.record(
+            spec.name,
+            prompt_tokens=out.prompt_tokens,
+            completion_tokens=out.completion_tokens,
+            cost=out.cost,
+            seconds=out.latency,
+            cached=False,
+        )
         if key is not None:
             self.cache.put(key, out.to_cache())
         return out
@@ -277,9 +299,10 @@ class LLMClient:
                 ) from None
             except (openai.APIConnectionError, openai.APITimeoutError) as e:
                 raise self._error(
-                    spec, f"endpoint unreachable after {spec.max_retries} retries ({e}); "
-                    "is the server running and base_url right?"
-                ) from None  # fmt: skip
+                    spec,
+                    f"endpoint unreachable after {spec.max_retries} retries ({e}); "
+                    "is the server running and base_url right?",
+                ) from None
             except openai.APIStatusError as e:
                 raise self._error(spec, f"HTTP {e.status_code}: {_brief(e)}") from None
             out.latency = time.perf_counter() - start
@@ -287,7 +310,9 @@ class LLMClient:
         return out
 
     def _error(self, spec: ModelSpec, what: str) -> EndpointError:
-        return EndpointError(scrub(f"model {spec.name!r} at {spec.base_url}: {what}", sorted(self._secrets)))
+        return EndpointError(
+            scrub(f"model {spec.name!r} at {spec.base_url}: {what}", sorted(self._secrets))
+        )
 
 
 def _brief(e: openai.APIStatusError) -> str:
@@ -314,19 +339,34 @@ def _to_completion(response: Any, name: str, kind: str) -> Completion:
                     TokenLogprob(t.token, t.logprob, {a.token: a.logprob for a in t.top_logprobs})
                     for t in choice.logprobs.content
                 ]
-            return Completion(text, name, usage.prompt_tokens, usage.completion_tokens,
-                              choice.finish_reason, logprobs)  # fmt: skip
+            return Completion(
+                text,
+                name,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                choice.finish_reason,
+                logprobs,
+            )
         text = choice.text
         logprobs = prompt_logprobs = None
         lp = choice.logprobs
         if lp is not None and lp.tokens is not None:
             tops = lp.top_logprobs or [None] * len(lp.tokens)
-            toks = [TokenLogprob(t, p, dict(top or {}))
-                    for t, p, top in zip(lp.tokens, lp.token_logprobs, tops)]  # fmt: skip
+            toks = [
+                TokenLogprob(t, p, dict(top or {}))
+                for t, p, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
+            ]
             n_gen = usage.completion_tokens
             split = len(toks) - n_gen if len(toks) > n_gen else 0
             prompt_logprobs, logprobs = (toks[:split] or None), toks[split:]
-        return Completion(text, name, usage.prompt_tokens, usage.completion_tokens,
-                          choice.finish_reason, logprobs, prompt_logprobs)  # fmt: skip
+        return Completion(
+            text,
+            name,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            choice.finish_reason,
+            logprobs,
+            prompt_logprobs,
+        )
     except (AttributeError, IndexError, TypeError) as e:
         raise MalformedResponse(f"unexpected response shape: {e}") from None

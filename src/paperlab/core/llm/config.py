@@ -152,7 +152,9 @@ def parse_config(data: Mapping[str, Any], source: str = "<dict>") -> LLMConfig:
                     f"{source}: models.{name}: unknown key {key!r}; known: {', '.join(_FIELDS)}"
                 )
             if not isinstance(value, _TYPES[key]) or isinstance(value, bool):
-                raise ConfigError(f"{source}: models.{name}.{key}: wrong type {type(value).__name__}")
+                raise ConfigError(
+                    f"{source}: models.{name}.{key}: wrong type {type(value).__name__}"
+                )
         for key in ("base_url", "model"):
             if key not in merged:
                 raise ConfigError(f"{source}: models.{name}: missing {key!r}")

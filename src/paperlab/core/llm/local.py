@@ -39,8 +39,21 @@ class LocalServer:
         if not model_dirs:
             raise ValueError("LocalServer needs at least one model directory")
         self.model_ids = [ChatModelInfo.load(d).model_id for d in model_dirs]
-        self.args = [sys.executable, "-m", "paperlab", "serve", *map(str, model_dirs),
-                     "--port", "0", "--threads", str(threads), "--latency", str(latency)]  # fmt: skip
+        self.args = [
+            sys.executable,
+            "-m",
+            "paperlab",
+            "serve",
+            *map(str, model_dirs),
+            "--port",
+            "0",
+            "--threads",
+            str(threads),
+            "--latency",
+            str(latency),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         for f in faults:
             self.args += ["--fault", f]
         if api_key_env:
@@ -102,6 +115,12 @@ class LocalServer:
         models = {}
         for mid in self.model_ids:
             p_in, p_out = (prices or {}).get(mid, (0.0, 0.0))
-            models[mid] = ModelSpec(name=mid, base_url=self.base_url, model=mid,
-                                    price_input_per_1k=p_in, price_output_per_1k=p_out, **spec)  # fmt: skip
+            models[mid] = ModelSpec(
+                name=mid,
+                base_url=self.base_url,
+                model=mid,
+                price_input_per_1k=p_in,
+                price_output_per_1k=p_out,
+                **spec,
+            )
         return LLMConfig(models, source=f"paperlab serve at {self.base_url}")

@@ -34,8 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from paperlab.core.data.text import ByteTokenizer
 from paperlab.core.generate import logits_to_probs
 from paperlab.core.kv_cache import KVCache
-from paperlab.core.llama import Llama
-from paperlab.core.llm.chat import ChatModelInfo, render_chat
+from paperlab.core.llm.chat import render_chat
 
 FAULTS = ("429", "500", "503", "malformed", "drop")
 
@@ -150,11 +149,14 @@ def _token_str(token: int) -> str:
 
 
 def _token_entry(token: int, logprobs: torch.Tensor, top: int) -> dict[str, Any]:
-    entry = {"token": _token_str(token), "logprob": float(logprobs[token]),
-             "bytes": [token] if token < 256 else []}  # fmt: skip
+    entry = {
+        "token": _token_str(token),
+        "logprob": float(logprobs[token]),
+        "bytes": [token] if token < 256 else [],
+    }
     if top:
         values, idx = logprobs.topk(top)
-        entry["top"] = [(int(i), float(v)) for v, i in zip(values, idx)]
+        entry["top"] = [(int(i), float(v)) for v, i in zip(values, idx, strict=True)]
     else:
         entry["top"] = []
     return entry
@@ -240,8 +242,9 @@ def create_app(
 
     def get_model(name: str) -> ServedModel:
         if name not in models:
-            raise ServeError(404, f"model {name!r} not found; serving: {', '.join(models)}",
-                             "model_not_found")  # fmt: skip
+            raise ServeError(
+                404, f"model {name!r} not found; serving: {', '.join(models)}", "model_not_found"
+            )
         return models[name]
 
     def sampling(req: _Req, served: ServedModel, n_prompt: int, max_tokens: int | None):
@@ -253,8 +256,7 @@ def create_app(
         if max_tokens < 0:
             raise ServeError(400, "max_tokens must be >= 0")
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
-        return dict(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
-                    stop=stop)  # fmt: skip
+        return dict(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, stop=stop)
 
     def seeds(req: _Req) -> list[int | None]:
         return [None if req.seed is None else req.seed + i for i in range(req.n)]
@@ -291,11 +293,22 @@ def create_app(
             logprobs = None
             if top is not None:
                 logprobs = {"content": [_chat_logprob(e) for e in entries]}
-            choices.append({"index": i, "message": {"role": "assistant", "content": text},
-                            "logprobs": logprobs, "finish_reason": finish})  # fmt: skip
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-                "created": int(time.time()), "model": req.model, "choices": choices,
-                "usage": _usage(len(ids), n_out)}  # fmt: skip
+            choices.append(
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": logprobs,
+                    "finish_reason": finish,
+                }
+            )
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": req.model,
+            "choices": choices,
+            "usage": _usage(len(ids), n_out),
+        }
 
     @app.post("/v1/completions")
     async def complete(req: CompletionRequest) -> dict[str, Any]:
@@ -322,11 +335,17 @@ def create_app(
                 logprobs = _completion_logprobs(entries)
             if req.echo:
                 text = prompt + text
-            choices.append({"index": i, "text": text, "logprobs": logprobs,
-                            "finish_reason": finish})  # fmt: skip
-        return {"id": f"cmpl-{uuid.uuid4().hex[:12]}", "object": "text_completion",
-                "created": int(time.time()), "model": req.model, "choices": choices,
-                "usage": _usage(len(ids), n_out)}  # fmt: skip
+            choices.append(
+                {"index": i, "text": text, "logprobs": logprobs, "finish_reason": finish}
+            )
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex[:12]}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": req.model,
+            "choices": choices,
+            "usage": _usage(len(ids), n_out),
+        }
 
     app.state.models = models
     return app
@@ -341,15 +360,15 @@ class _Dropped(Response):
 
 
 def _usage(n_prompt: int, n_out: int) -> dict[str, int]:
-    return {"prompt_tokens": n_prompt, "completion_tokens": n_out,
-            "total_tokens": n_prompt + n_out}  # fmt: skip
+    return {"prompt_tokens": n_prompt, "completion_tokens": n_out, "total_tokens": n_prompt + n_out}
 
 
 def _chat_logprob(e: dict[str, Any]) -> dict[str, Any]:
-    top = [{"token": _token_str(t), "logprob": lp, "bytes": [t] if t < 256 else []}
-           for t, lp in e["top"]]  # fmt: skip
-    return {"token": e["token"], "logprob": e["logprob"], "bytes": e["bytes"],
-            "top_logprobs": top}  # fmt: skip
+    top = [
+        {"token": _token_str(t), "logprob": lp, "bytes": [t] if t < 256 else []}
+        for t, lp in e["top"]
+    ]
+    return {"token": e["token"], "logprob": e["logprob"], "bytes": e["bytes"], "top_logprobs": top}
 
 
 def _completion_logprobs(entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -358,9 +377,23 @@ def _completion_logprobs(entries: list[dict[str, Any]]) -> dict[str, Any]:
     for t in tokens:
         offsets.append(pos)
         pos += len(t)
-    return {"tokens": tokens, "token_logprobs": [e["logprob"] for e in entries],
-            "top_logprobs": [{_token_str(t): lp for t, lp in e["top"]} for e in entries],
-            "text_offset": offsets}  # fmt: skip
+    return {
+        "tokens": tokens,
+        "token_logprobs": [e["logprob"] for e in entries],
+        "top_logprobs": [{_token_str(t): lp for t, lp in e["top"]} for e in entries],
+        "text_offset": offsets,
+    }
+
+
+def _watch_parent(pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        if os.getppid() != pid:
+            os._exit(0)
 
 
 def serve(
@@ -373,11 +406,16 @@ def serve(
     faults: Sequence[str] = (),
     api_key_env: str | None = None,
     ready_file: str | os.PathLike | None = None,
+    parent_pid: int | None = None,
     log_level: str = "warning",
 ) -> None:
     """Serve until interrupted. Port 0 picks a free port; `ready_file` receives the port once
-    the socket is listening (how `LocalServer` and tests find it)."""
+    the socket is listening (how `LocalServer` and tests find it); with `parent_pid` the server
+    exits when that process is gone (no orphan servers after a killed run)."""
     import uvicorn
+
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
     torch.set_num_threads(threads)
     app = create_app(model_dirs, latency=latency, faults=faults, api_key_env=api_key_env)

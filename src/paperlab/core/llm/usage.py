@@ -54,8 +54,16 @@ class UsageTracker:
         rows = [("model", "calls", "cached", "prompt tok", "completion tok", "cost $")]
         for name, u in {**self.models, "total": self.total}.items():
             rows.append(
-                (name, str(u.calls), str(u.cached), str(u.prompt_tokens),
-                 str(u.completion_tokens), f"{u.cost:.4f}")
-            )  # fmt: skip
+                (
+                    name,
+                    str(u.calls),
+                    str(u.cached),
+                    str(u.prompt_tokens),
+                    str(u.completion_tokens),
+                    f"{u.cost:.4f}",
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows
+        )

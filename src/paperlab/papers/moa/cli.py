@@ -53,15 +53,19 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     moa_sub = p.add_subparsers(dest="moa_command", metavar="ask|batch", required=True)
-    ask = moa_sub.add_parser("ask", help="answer one question", epilog=EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ask = moa_sub.add_parser(
+        "ask",
+        help="answer one question",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ask.add_argument("question")
     ask.add_argument("--show-references", action="store_true", help="print each layer's answers")
     _model_args(ask)
     batch = moa_sub.add_parser(
         "batch",
         help="answer every prompt of a JSONL file, appending results as they complete",
-        description="Each input line: {\"id\": ..., \"prompt\": \"...\"} or {\"messages\": "
+        description='Each input line: {"id": ..., "prompt": "..."} or {"messages": '
         "[...]}; ids default to line numbers. Results are appended to --out as they finish; "
         "--resume skips the ids already there.",
     )
@@ -139,9 +143,9 @@ def run(args: argparse.Namespace) -> int:
     from paperlab.core.llm.results import JsonlResults, map_to_jsonl, read_jsonl
 
     items = read_jsonl(args.prompts)
-    for n, item in enumerate(items, 1):
+    for item in items:
         if not isinstance(item.get("prompt"), str) and not isinstance(item.get("messages"), list):
-            raise UserError(f"{args.prompts}: item {item['id']!r} needs a \"prompt\" or \"messages\"")
+            raise UserError(f'{args.prompts}: item {item["id"]!r} needs a "prompt" or "messages"')
 
     async def answer(item):
         result = await mixture.ask(item.get("prompt") or item["messages"])
@@ -150,15 +154,25 @@ def run(args: argparse.Namespace) -> int:
     with JsonlResults(args.out, resume=args.resume) as results:
         skipped = len(results.done)
         done, failed = asyncio.run(
-            map_to_jsonl(items, answer, results, concurrency=args.concurrency,
-                         progress=not args.no_progress, desc="moa")  # fmt: skip
+            map_to_jsonl(
+                items,
+                answer,
+                results,
+                concurrency=args.concurrency,
+                progress=not args.no_progress,
+                desc="moa",
+            )
         )
-    print(f"{done} answered, {skipped} already in {args.out}, {len(failed)} failed", file=sys.stderr)
+    print(
+        f"{done} answered, {skipped} already in {args.out}, {len(failed)} failed", file=sys.stderr
+    )
     print(client.usage.table(), file=sys.stderr)
     for item_id, err in failed[:3]:
         print(f"paperlab: item {item_id!r} failed: {err}", file=sys.stderr)
     if failed:
-        print(f"paperlab: re-run with --resume to retry the {len(failed)} failed items",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"paperlab: re-run with --resume to retry the {len(failed)} failed items",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -109,8 +109,14 @@ class MixtureOfAgents:
     async def _call(self, model: str, messages, index: int, temperature: float) -> Completion:
         cfg = self.config
         seed = None if cfg.seed is None else cfg.seed + index
-        return await self.client.chat(model, messages, temperature=temperature,
-                                      max_tokens=cfg.max_tokens, seed=seed, sample=index)  # fmt: skip
+        return await self.client.chat(
+            model,
+            messages,
+            temperature=temperature,
+            max_tokens=cfg.max_tokens,
+            seed=seed,
+            sample=index,
+        )
 
     async def ask(self, query: str | Sequence[Mapping[str, str]]) -> MoAResult:
         """Run the mixture on a question (a string) or a conversation (messages)."""
@@ -129,7 +135,7 @@ class MixtureOfAgents:
                 return_exceptions=True,
             )
             done = []
-            for model, out in zip(layer, outs):
+            for model, out in zip(layer, outs, strict=True):
                 if isinstance(out, EndpointError):
                     errors.append(f"layer {depth + 1} {model}: {out}")
                 elif isinstance(out, BaseException):

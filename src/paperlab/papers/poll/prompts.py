@@ -38,7 +38,9 @@ def qa_messages(question: str, answer: str, reference: str | None = None) -> lis
 
 
 def score_messages(question: str, answer: str, lo: int = 1, hi: int = 5) -> list[dict[str, str]]:
-    return [{"role": "user", "content": SCORE.format(question=question, answer=answer, lo=lo, hi=hi)}]
+    return [
+        {"role": "user", "content": SCORE.format(question=question, answer=answer, lo=lo, hi=hi)}
+    ]
 
 
 def parse_verdict(text: str) -> bool | None:
