@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,8 @@ class MalformedResponse(Exception):
 class TokenLogprob:
     token: str
     logprob: float | None  # None for the first prompt token (nothing to condition on)
-    top: dict[str, float] = field(default_factory=dict)
+    top: list[tuple[str, float]] = field(default_factory=list)  # best first; byte tokens
+    # can share a string (invalid UTF-8 -> U+FFFD), so this is a list, not a dict
 
 
 @dataclass
@@ -84,7 +86,10 @@ class Completion:
         d = dict(d)
         for k in ("logprobs", "prompt_logprobs"):
             if d.get(k) is not None:
-                d[k] = [TokenLogprob(**t) for t in d[k]]
+                d[k] = [
+                    TokenLogprob(t["token"], t["logprob"], [tuple(a) for a in t["top"]])
+                    for t in d[k]
+                ]
         return cls(model=model, cached=True, **d)
 
 
@@ -106,11 +111,11 @@ class LLMClient:
         self,
         config: LLMConfig,
         *,
-        cache: RequestCache | str | None = None,
+        cache: RequestCache | str | os.PathLike | None = None,
         usage: UsageTracker | None = None,
     ):
         self.config = config
-        self.cache = RequestCache(cache) if isinstance(cache, str) else cache
+        self.cache = RequestCache(cache) if isinstance(cache, str | os.PathLike) else cache
         self.usage = usage or UsageTracker()
         self._sdk: dict[tuple[int, str], openai.AsyncOpenAI] = {}
         self._limits: dict[tuple[int, str], asyncio.Semaphore] = {}
@@ -336,7 +341,7 @@ def _to_completion(response: Any, name: str, kind: str) -> Completion:
             logprobs = None
             if choice.logprobs is not None and choice.logprobs.content is not None:
                 logprobs = [
-                    TokenLogprob(t.token, t.logprob, {a.token: a.logprob for a in t.top_logprobs})
+                    TokenLogprob(t.token, t.logprob, [(a.token, a.logprob) for a in t.top_logprobs])
                     for t in choice.logprobs.content
                 ]
             return Completion(
@@ -353,7 +358,7 @@ def _to_completion(response: Any, name: str, kind: str) -> Completion:
         if lp is not None and lp.tokens is not None:
             tops = lp.top_logprobs or [None] * len(lp.tokens)
             toks = [
-                TokenLogprob(t, p, dict(top or {}))
+                TokenLogprob(t, p, sorted((top or {}).items(), key=lambda kv: -kv[1]))
                 for t, p, top in zip(lp.tokens, lp.token_logprobs, tops, strict=True)
             ]
             n_gen = usage.completion_tokens

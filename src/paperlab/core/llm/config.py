@@ -64,6 +64,8 @@ class ModelSpec:
             raise ConfigError(f"{where}: timeout must be > 0 and max_retries >= 0")
         if min(self.price_input_per_1k, self.price_output_per_1k) < 0:
             raise ConfigError(f"{where}: prices must be >= 0")
+        if not all(isinstance(c, str) for c in self.capabilities):
+            raise ConfigError(f"{where}: capabilities must be a list of strings")
         unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
         if unknown:
             raise ConfigError(

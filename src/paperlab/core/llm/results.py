@@ -69,9 +69,16 @@ class JsonlResults:
         if len(complete) != len(data):  # a line cut short by a kill: drop it, redo its item
             with open(self.path, "r+b") as fh:
                 fh.truncate(len(complete))
-        for line in complete.decode("utf-8").splitlines():
-            if line.strip():
+        for n, line in enumerate(complete.decode("utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
                 self.done.add(json.loads(line)[self.id_key])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise UserError(
+                    f"{self.path}:{n}: not a results line with an {self.id_key!r} "
+                    "(is this the right --out file?)"
+                ) from None
 
     def append(self, record: Mapping[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
