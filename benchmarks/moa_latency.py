@@ -3,8 +3,8 @@
 6 proposers x 3 layers (13 calls per query) against `paperlab serve` with `--latency` seconds
 added to every completion. Ours runs a layer's proposers concurrently, so a query should take
 about layers x latency (parallel efficiency = sum of per-layer slowest calls / wall -> 1); the
-official MoA script calls proposers one after another (the peer here, written in this file), so
-it takes about calls x latency.
+official MoA script calls proposers one after another (the peer: `ask(concurrent=False)`, the
+same data flow awaited call by call), so it takes about calls x latency.
 
     python benchmarks/moa_latency.py                  # 0.5 s latency, 5 queries
     python benchmarks/moa_latency.py --latency 1 --queries 10
@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -28,22 +27,6 @@ from paperlab.core.llm.client import LLMClient
 from paperlab.core.llm.local import LocalServer
 from paperlab.core.llm.tiny import save_chat_model
 from paperlab.papers.moa.moa import MixtureOfAgents, moa
-from paperlab.papers.moa.prompts import with_references
-
-
-async def sequential_moa(client: LLMClient, layers, aggregator, question, max_tokens) -> float:
-    """The peer: the same MoA data flow, every call awaited one after another."""
-    start = time.perf_counter()
-    messages = [{"role": "user", "content": question}]
-    refs: list[str] = []
-    for layer in layers:
-        outs = []
-        for i, m in enumerate(layer):
-            prompt = with_references(messages, refs)
-            outs.append(await client.chat(m, prompt, max_tokens=max_tokens, sample=i))
-        refs = [o.text for o in outs]
-    await client.chat(aggregator, with_references(messages, refs), max_tokens=max_tokens)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -77,11 +60,7 @@ def main() -> None:
                 r = await mixture.ask(question)
                 ours.append(r.wall)
                 effs.append(r.parallel_efficiency)
-                peer.append(
-                    await sequential_moa(
-                        client, config.layers, config.aggregator, question, args.max_tokens
-                    )
-                )
+                peer.append((await mixture.ask(question, concurrent=False)).wall)
             return ours, effs, peer
 
         ours, effs, peer = asyncio.run(run())

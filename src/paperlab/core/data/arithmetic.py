@@ -33,6 +33,10 @@ class Problem:
     def answer(self) -> str:
         return str(self.a + self.b if self.op == "+" else self.a * self.b)
 
+    def read(self, reply: str) -> str | None:
+        """The answer a reply gives (its last integer), or None."""
+        return extract_answer(reply)
+
 
 def sample_problems(
     n: int, *, digits: int = 3, op: str = "+", seed: int | random.Random = 0

@@ -18,6 +18,7 @@ scored against `targets[i + 1]`.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 from collections.abc import Callable, Sequence
@@ -46,12 +47,12 @@ class TinyChatConfig:
     """Model size and training schedule of a tiny chat model."""
 
     dim: int = 64
-    n_layers: int = 2
+    n_layers: int = 3  # 2 layers learn 3-digit addition far more slowly (the carries)
     n_heads: int = 4
     max_seq_len: int = 384  # longest example (prompt + reply + BOS/EOS), and generation limit
     steps: int = 600
-    batch_size: int = 32
-    lr: float = 3e-3
+    batch_size: int = 64
+    lr: float = 5e-3
     warmup: int = 30
     weight_decay: float = 0.1
 
@@ -117,20 +118,21 @@ def train_chat_model(
     device: str = "cpu",
     progress: bool = False,
     desc: str = "",
+    model: Llama | None = None,
 ) -> Llama:
-    """Train a fresh model on a weighted mix of tasks: each example of each batch comes from a
-    task drawn with probability proportional to its weight. The examples of one task are padded
-    together (to their longest), so a few long examples do not pad a batch of short ones; the
-    loss is the mean over all reply tokens of the batch. Everything is seeded by `seed` (the
-    initial weights, the task draws and the examples, via `random.Random(seed)`)."""
+    """Train a fresh model (or `model`, made by `init_model`) on a weighted mix of tasks: each
+    example of each batch comes from a task drawn with probability proportional to its weight.
+    The examples of one task are padded together (to their longest), so a few long examples do
+    not pad a batch of short ones; the loss is the mean over all reply tokens of the batch.
+    Everything is seeded by `seed` (the initial weights, the task draws and the examples, via
+    `random.Random(seed)`)."""
     if not tasks:
         raise ValueError("train_chat_model: give at least one (example_fn, weight) task")
     fns, weights = zip(*tasks, strict=True)
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"train_chat_model: task weights must be >= 0, not all 0; got {weights}")
     rng = random.Random(seed)
-    torch.manual_seed(seed)
-    model = Llama(cfg.llama_config())
+    model = init_model(cfg, seed) if model is None else model
 
     def batch(step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         by_task: dict[int, list] = {}
@@ -156,6 +158,57 @@ def train_chat_model(
     )
     train(model, _reply_loss, batch, train_cfg, device=device)
     return model.eval()
+
+
+def init_model(cfg: TinyChatConfig, seed: int) -> Llama:
+    """A freshly initialised model; its weights depend on `seed` only."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return Llama(cfg.llama_config())
+
+
+@dataclass
+class ChatJob:
+    """One model of a zoo: its name, task mix, size and schedule, seed."""
+
+    name: str
+    tasks: Sequence[tuple[ExampleFn, float]]
+    cfg: TinyChatConfig
+    seed: int
+    init: Llama | None = None  # start from a copy of this trained model (a shared base)
+
+
+def train_chat_models(
+    jobs: Sequence[ChatJob], *, workers: int = 2, device: str = "cpu", progress: bool = False
+) -> dict[str, Llama]:
+    """Train several tiny models at once, `workers` threads with one torch thread each: small
+    models use a core poorly, so this is ~1.5x faster than one after another on 2 cores. The
+    result does not depend on `workers`: weights are initialised here, one after another, and
+    training draws nothing from torch's global RNG (no dropout)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paperlab.core.device import torch_threads
+
+    models = {
+        job.name: copy.deepcopy(job.init) if job.init is not None else init_model(job.cfg, job.seed)
+        for job in jobs
+    }
+
+    def run(job: ChatJob) -> None:
+        train_chat_model(
+            job.tasks,
+            job.cfg,
+            seed=job.seed,
+            device=device,
+            progress=progress,
+            desc=job.name,
+            model=models[job.name],
+        )
+
+    with torch_threads(1), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(run, job) for job in jobs]:
+            future.result()
+    return models
 
 
 def save_chat_model(model: Llama, directory: str | os.PathLike, model_id: str) -> Path:

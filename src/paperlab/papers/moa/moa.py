@@ -118,8 +118,12 @@ class MixtureOfAgents:
             sample=index,
         )
 
-    async def ask(self, query: str | Sequence[Mapping[str, str]]) -> MoAResult:
-        """Run the mixture on a question (a string) or a conversation (messages)."""
+    async def ask(
+        self, query: str | Sequence[Mapping[str, str]], *, concurrent: bool = True
+    ) -> MoAResult:
+        """Run the mixture on a question (a string) or a conversation (messages).
+        `concurrent=False` awaits the proposers one after another, as the official script
+        does: the baseline of the parallel-efficiency claim and benchmark."""
         messages = [{"role": "user", "content": query}] if isinstance(query, str) else query
         cfg = self.config
         start = time.perf_counter()
@@ -130,10 +134,11 @@ class MixtureOfAgents:
         for depth, layer in enumerate(cfg.layers):
             t0 = time.perf_counter()
             prompt = with_references(messages, references, instruction=cfg.instruction)
-            outs = await asyncio.gather(
-                *(self._call(m, prompt, i, cfg.temperature) for i, m in enumerate(layer)),
-                return_exceptions=True,
-            )
+            calls = [self._call(m, prompt, i, cfg.temperature) for i, m in enumerate(layer)]
+            if concurrent:
+                outs = await asyncio.gather(*calls, return_exceptions=True)
+            else:
+                outs = [await _settle(c) for c in calls]
             done = []
             for model, out in zip(layer, outs, strict=True):
                 if isinstance(out, EndpointError):
@@ -153,3 +158,10 @@ class MixtureOfAgents:
         final = await self._call(cfg.aggregator, prompt, 0, temp)
         walls.append(time.perf_counter() - t0)
         return MoAResult(final.text, layers, final, time.perf_counter() - start, walls, errors)
+
+
+async def _settle(call) -> Completion | BaseException:
+    try:
+        return await call
+    except Exception as e:  # noqa: BLE001 - sorted out by the caller, like gather's
+        return e

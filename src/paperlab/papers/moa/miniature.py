@@ -1,0 +1,96 @@
+"""The miniature MoA world: tiny chat models that know different made-up facts.
+
+Each proposer memorises its own random share of the facts (`core.data.facts`: "What is the code
+of kiv?" -> "471") and makes codes up for the rest, so the proposers' knowledge, and their
+mistakes, differ: the situation MoA is built for (Sec. 2.1: models are "collaborative"; a
+model answers better when it sees other models' answers). Every proposer learns two tasks, as
+the paper's chat models can do both: answering (`answer_task`) and answering with other
+models' responses as references in the system message (`synthesise_task`, the prompt of
+`prompts.with_references`). The aggregator learns the same two tasks with more weight on the
+second. Training references are noisy: each is the right code with a probability drawn per
+example, else a made-up one, so a model learns to weigh them (and its own memory), not to copy
+the first.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from paperlab.core.data.facts import (
+    Fact,
+    answer_task,
+    knowledge_split,
+    make_facts,
+    unseen_fact,
+    wrong_code,
+)
+from paperlab.core.llm.tiny import ChatJob, ExampleFn, save_chat_model, train_chat_models
+from paperlab.papers.moa.prompts import with_references
+
+# DEVIATION: the tiny byte-level models read a short version of the aggregate-and-synthesise
+# instruction (every byte is a token they must be trained on); real models get
+# prompts.AGGREGATE_INSTRUCTION.
+SHORT_INSTRUCTION = "Synthesise critically:"
+
+
+def synthesise_task(
+    known: Sequence[Fact],
+    taken: set[str],
+    *,
+    max_refs: int = 6,
+    p_right: tuple[float, float] = (0.2, 0.9),
+    p_unseen: float = 0.5,
+) -> ExampleFn:
+    """References to a question the model knows the answer to, or (with `p_unseen`) about a
+    fact it has never seen, whose code only the references can tell. Names in `taken` (the
+    miniature's facts) are never invented, so no model learns a fact it was not given."""
+
+    codes = "".join(sorted({f.code for f in known}))
+
+    def example(rng: random.Random):
+        if rng.random() < p_unseen:
+            f = unseen_fact(taken, codes, rng)
+        else:
+            f = rng.choice(known)
+        q = rng.uniform(*p_right)
+        refs = [
+            f.answer if rng.random() < q else wrong_code(f.answer, rng, len(codes))
+            for _ in range(rng.randint(1, max_refs))
+        ]
+        messages = [{"role": "user", "content": f.question}]
+        return with_references(messages, refs, instruction=SHORT_INSTRUCTION), f.answer
+
+    return example
+
+
+def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> list[Path]:
+    """Train proposers `p0..p{n-1}` and the aggregator `agg` (a `MoAClaimsConfig`), save them
+    under `directory`; return their directories, proposers first.
+
+    DEVIATION (compute): all models start from one base trained only on synthesising
+    references about unseen facts (the skill is slow to learn and the same for everyone), then
+    each learns its own facts, with some synthesis examples mixed in, for `proposer_steps`.
+    Their knowledge (hence their mistakes) comes from those separate fine-tuning sets."""
+    facts = make_facts(cfg.n_facts, seed=seed)
+    rates = [*cfg.proposer_rates, cfg.aggregator_rate]
+    known = knowledge_split(facts, rates, seed=seed + 1)
+    taken = {f.name for f in facts}
+    refs = len(cfg.proposer_rates)
+    base_job = ChatJob(
+        "base",
+        [(synthesise_task(facts, taken, max_refs=refs, p_unseen=1.0), 1.0)],
+        cfg.base_model(),
+        seed=1000 * seed + 999,
+    )
+    base = train_chat_models([base_job], progress=progress)["base"]
+    jobs = []
+    for i, k in enumerate(known):
+        last = i == len(known) - 1
+        name = "agg" if last else f"p{i}"
+        synth = cfg.aggregator_synth if last else cfg.proposer_synth
+        tasks = [(answer_task(k), 1.0 - synth), (synthesise_task(k, taken, max_refs=refs), synth)]
+        jobs.append(ChatJob(name, tasks, cfg.proposer_model(), seed=1000 * seed + i, init=base))
+    models = train_chat_models(jobs, progress=progress)
+    return [save_chat_model(models[job.name], directory / job.name, job.name) for job in jobs]
