@@ -30,7 +30,9 @@ def echo_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
 
 @pytest.fixture(scope="module")
 def reverser():
-    cfg = TinyChatConfig(dim=32, n_layers=2, n_heads=2, max_seq_len=40, steps=150, warmup=10)
+    cfg = TinyChatConfig(
+        dim=32, n_layers=2, n_heads=2, max_seq_len=40, steps=150, batch_size=32, lr=3e-3, warmup=10
+    )
     with torch_threads(1):  # tiny ops: one thread is fastest
         return train_chat_model([(echo_example, 1.0)], cfg, seed=0)
 
