@@ -280,6 +280,17 @@ def _nanmean(xs: list[float]) -> float:
     return statistics.mean(kept) if kept else math.nan
 
 
+def _judge_kappa(m) -> tuple[Verdict, str]:
+    best, gain = float(m["kappa_best_member"]), float(m["kappa_gain"])
+    if math.isnan(best) or best < 0.2:
+        return "inconclusive", f"the judges do not judge (best member kappa {best:.2f} < 0.2)"
+    if gain >= 0:
+        return "holds", f"panel kappa {m['kappa_panel']:.3f} >= best member {best:.3f}"
+    if gain > -0.02:
+        return "inconclusive", f"panel kappa below its best member by {-gain:.3f} (< 0.02)"
+    return "fails", f"panel kappa {m['kappa_panel']:.3f} < best member {best:.3f}"
+
+
 def _judge_bias(m) -> tuple[Verdict, str]:
     single, reduction = float(m["single_bias"]), float(m["bias_reduction"])
     if math.isnan(single) or single < 0.05:
@@ -310,7 +321,11 @@ PAPER = PaperClaims(
             statement="a panel of small judges agrees with the labels at least as well as its "
             "best member",
             paper_figure="PoLL kappa above every single judge, GPT-4 included (Sec. 4.1)",
-            criterion=at_least("kappa_gain", 0.0, margin=0.02),
+            criterion=custom(
+                "kappa_gain >= 0 (within 0.02: inconclusive), with judges that judge "
+                "(best member kappa >= 0.2)",
+                _judge_kappa,
+            ),
             run=run_kappa,
             ours="panel {kappa_panel:.2f} vs best member {kappa_best_member:.2f} "
             "({best_judge}), big judge {kappa_big:.2f}",
