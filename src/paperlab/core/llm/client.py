@@ -144,13 +144,7 @@ class LLMClient:
         spec.require("chat")
         if logprobs is not None:
             spec.require("logprobs")
-        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
-        if top_p is not None:
-            params["top_p"] = top_p
-        if stop:
-            params["stop"] = list(stop)
-        if seed is not None:
-            params["seed"] = seed
+        params = _sampling(temperature, max_tokens, top_p, stop, seed)
         if logprobs is not None:
             params["logprobs"] = True
             params["top_logprobs"] = logprobs
@@ -181,13 +175,7 @@ class LLMClient:
             spec.require("logprobs")
         if echo:
             spec.require("prompt_logprobs")
-        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
-        if top_p is not None:
-            params["top_p"] = top_p
-        if stop:
-            params["stop"] = list(stop)
-        if seed is not None:
-            params["seed"] = seed
+        params = _sampling(temperature, max_tokens, top_p, stop, seed)
         if logprobs is not None:
             params["logprobs"] = logprobs
         if echo:
@@ -318,6 +306,19 @@ class LLMClient:
         return EndpointError(
             scrub(f"model {spec.name!r} at {spec.base_url}: {what}", sorted(self._secrets))
         )
+
+
+def _sampling(temperature, max_tokens, top_p, stop, seed) -> dict[str, Any]:
+    """The request parameters both endpoints share; unset ones are left out (and out of the
+    cache key)."""
+    params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+    if top_p is not None:
+        params["top_p"] = top_p
+    if stop:
+        params["stop"] = list(stop)
+    if seed is not None:
+        params["seed"] = seed
+    return params
 
 
 def _brief(e: openai.APIStatusError) -> str:

@@ -102,6 +102,19 @@ class JsonlResults:
         self.close()
 
 
+async def gather_bounded(
+    items: Iterable[Any], fn: Callable[[Any], Awaitable[Any]], concurrency: int
+) -> list[Any]:
+    """`[await fn(x) for x in items]`, at most `concurrency` at a time, results in order."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(x: Any) -> Any:
+        async with gate:
+            return await fn(x)
+
+    return await asyncio.gather(*(one(x) for x in items))
+
+
 async def map_to_jsonl(
     items: Iterable[Mapping[str, Any]],
     fn: Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any]]],

@@ -27,6 +27,7 @@ from pathlib import Path
 from paperlab.claims import Claim, PaperClaims, RunContext, SkipClaim, at_least, at_most
 from paperlab.core.llm.client import LLMClient
 from paperlab.core.llm.local import LocalServer
+from paperlab.core.llm.results import gather_bounded
 from paperlab.core.llm.tiny import TinyChatConfig
 from paperlab.core.stats import improves, majority, paired_bootstrap
 from paperlab.papers.moa.moa import MixtureOfAgents, MoAConfig, moa, moa_lite, self_moa
@@ -182,20 +183,10 @@ def _real_world(ctx: RunContext) -> World:
 # One evaluation of every method over the same problems, shared by the claims
 
 
-async def _map(problems, fn, concurrency):
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(p):
-        async with gate:
-            return await fn(p)
-
-    return await asyncio.gather(*(one(p) for p in problems))
-
-
 def _run_method(world: World, problems, fn, concurrency) -> tuple[list, float]:
     """(outputs, calls per query) of an async fn over the problems."""
     before = world.calls_made()
-    outs = asyncio.run(_map(problems, fn, concurrency))
+    outs = asyncio.run(gather_bounded(problems, fn, concurrency))
     return outs, (world.calls_made() - before) / len(problems)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from paperlab.claims import Claim, PaperClaims, RunContext, SkipClaim, Verdict, at_least, custom
 from paperlab.core.llm.client import LLMClient
 from paperlab.core.llm.local import LocalServer
+from paperlab.core.llm.results import gather_bounded
 from paperlab.core.llm.tiny import TinyChatConfig
 from paperlab.papers.poll.metrics import cohen_kappa
 from paperlab.papers.poll.poll import PanelOfJudges, max_vote, self_preference_bias
@@ -166,16 +167,6 @@ def _real_world(ctx: RunContext) -> World:
     return World(LLMClient(config), list(section["jury"]), section["big"], problems, max_tokens=512)
 
 
-async def _gather(items, fn, concurrency):
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(x):
-        async with gate:
-            return await fn(x)
-
-    return await asyncio.gather(*(one(x) for x in items))
-
-
 def evaluate(ctx: RunContext) -> dict:
     """Families answer every question; every judge judges every answer (shared by claims)."""
     key = _key(ctx)
@@ -191,7 +182,7 @@ def evaluate(ctx: RunContext) -> dict:
         messages = [{"role": "user", "content": q.question}]
         return (await client.chat(s, messages, temperature=0.0, max_tokens=world.max_tokens)).text
 
-    answers = asyncio.run(_gather(pairs, answer, cfg.concurrency))
+    answers = asyncio.run(gather_bounded(pairs, answer, cfg.concurrency))
     labels = [q.read(a) == q.answer for (_, q), a in zip(pairs, answers, strict=True)]
     judges = [*world.jury, world.big]
     panel = PanelOfJudges(client, judges, max_tokens=world.max_tokens)
@@ -201,7 +192,7 @@ def evaluate(ctx: RunContext) -> dict:
         (_, q), a = pairs[i], answers[i]
         return await panel.judge_qa(q.question, a)
 
-    verdicts = asyncio.run(_gather(range(len(pairs)), judge, cfg.concurrency))
+    verdicts = asyncio.run(gather_bounded(range(len(pairs)), judge, cfg.concurrency))
     after = client.usage.to_dict()
     cost = {j: after[j]["cost"] - before.get(j, {}).get("cost", 0.0) for j in judges}
     votes = {j: [v.votes[j] for v in verdicts] for j in judges}
@@ -212,7 +203,7 @@ def evaluate(ctx: RunContext) -> dict:
 
     ref_ids = list(range(0, len(pairs), max(1, len(pairs) // max(1, cfg.reference_items))))
     ref_ids = ref_ids[: cfg.reference_items]
-    ref_verdicts = asyncio.run(_gather(ref_ids, judge_ref, cfg.concurrency)) if ref_ids else []
+    ref_verdicts = asyncio.run(gather_bounded(ref_ids, judge_ref, cfg.concurrency))
     _EVALS[key] = dict(
         world=world,
         pairs=pairs,
