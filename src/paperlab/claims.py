@@ -104,6 +104,9 @@ def custom(text: str, judge_fn: Callable[[Mapping[str, float]], tuple[Verdict, s
 # Claims and papers
 
 
+_SHARED: dict[tuple, Any] = {}  # RunContext.shared
+
+
 @dataclass
 class RunContext:
     """Everything a claim's experiment gets: the config for this scale (after ``--set``
@@ -118,6 +121,14 @@ class RunContext:
     llm_config: str | None = None  # `reproduce --config FILE`: run on these real models
     artifacts: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``, run once per (name, config, seed, device, LLM config) and shared by the
+        claims of one ``reproduce`` run: e.g. the models a paper's claims all query."""
+        key = (name, repr(self.config), self.seed, self.device, self.llm_config)
+        if key not in _SHARED:
+            _SHARED[key] = build()
+        return _SHARED[key]
 
     def plot_path(self, name: str) -> Path:
         """Path for a plot; recorded as an artifact of this result."""

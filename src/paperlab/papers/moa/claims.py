@@ -19,6 +19,7 @@ models in a `[moa]` table, the same claims run on those models (3-digit multipli
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
 import tempfile
 from dataclasses import dataclass
@@ -121,19 +122,9 @@ class World:
         return u.calls + u.cached
 
 
-_WORLDS: dict[tuple, World] = {}
-_EVALS: dict[tuple, dict] = {}
-
-
-def _key(ctx: RunContext) -> tuple:
-    return (repr(ctx.config), ctx.seed, ctx.llm_config)
-
-
 def get_world(ctx: RunContext) -> World:
-    key = _key(ctx)
-    if key not in _WORLDS:
-        _WORLDS[key] = _real_world(ctx) if ctx.llm_config else _miniature_world(ctx)
-    return _WORLDS[key]
+    build = _real_world if ctx.llm_config else _miniature_world
+    return ctx.shared("world", lambda: build(ctx))
 
 
 def _miniature_world(ctx: RunContext) -> World:
@@ -192,9 +183,10 @@ def _run_method(world: World, problems, fn, concurrency) -> tuple[list, float]:
 
 def evaluate(ctx: RunContext) -> dict:
     """Every method over the same questions (cached: the claims share one evaluation)."""
-    key = _key(ctx)
-    if key in _EVALS:
-        return _EVALS[key]
+    return ctx.shared("evaluation", lambda: _evaluate(ctx))
+
+
+def _evaluate(ctx: RunContext) -> dict:
     cfg: MoAClaimsConfig = ctx.config
     world = get_world(ctx)
     client, questions = world.client, world.questions
@@ -238,18 +230,27 @@ def evaluate(ctx: RunContext) -> dict:
         [q.read(c.text) for c in r.layers[0]]
         for q, r in zip(questions, runs["moa"][0], strict=True)
     ]
+    # where MoA gains or loses: the mean accuracy of each proposer layer's responses
+    layer_acc = []
+    for k in range(cfg.layers - 1):
+        hits = [
+            float(q.read(c.text) == q.answer)
+            for q, r in zip(questions, runs["moa"][0], strict=True)
+            for c in r.layers[k]
+        ]
+        layer_acc.append(statistics.mean(hits) if hits else math.nan)  # nan: every call failed
     scores["majority"] = [
         float(majority(v) == q.answer) for v, q in zip(layer1, questions, strict=True)
     ]
-    _EVALS[key] = dict(
+    return dict(
         world=world,
         singles=singles,
         best_proposer=best_proposer,
         configs=configs,
         scores=scores,
+        layer_acc=layer_acc,
         calls={name: calls for name, (_, calls) in runs.items()},
     )
-    return _EVALS[key]
 
 
 def _plot_accuracy(ctx: RunContext, ev: dict) -> None:
@@ -283,6 +284,7 @@ def run_accuracy(ctx: RunContext) -> dict[str, float]:
         "mean_proposer_acc": statistics.mean(
             statistics.mean(singles[p]) for p in ev["world"].proposers
         ),
+        **{f"layer{k + 1}_acc": acc for k, acc in enumerate(ev["layer_acc"])},
         "gain": diff,
         "gain_ci_low": low,
         "gain_ci_high": high,

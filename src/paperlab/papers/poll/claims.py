@@ -35,7 +35,7 @@ from paperlab.papers.poll.poll import PanelOfJudges, max_vote, self_preference_b
 
 @dataclass
 class PoLLClaimsConfig:
-    n_facts: int = 120
+    n_facts: int = 90
     family_rates: tuple[float, ...] = (0.5, 0.5, 0.5)  # one small judge family each
     big_rate: float = 0.8  # the large judge knows more
     answer_share: float = 0.4
@@ -49,7 +49,7 @@ class PoLLClaimsConfig:
     big_steps: int = 600
     batch_size: int = 32
     lr: float = 5e-3
-    reference_items: int = 100  # items also judged with the reference (reported)
+    reference_items: int = 60  # items also judged with the reference (reported)
     concurrency: int = 16
     real_digits: int = 3
 
@@ -113,19 +113,9 @@ class World:
     params: dict[str, int] = field(default_factory=dict)
 
 
-_WORLDS: dict[tuple, World] = {}
-_EVALS: dict[tuple, dict] = {}
-
-
-def _key(ctx: RunContext) -> tuple:
-    return (repr(ctx.config), ctx.seed, ctx.llm_config)
-
-
 def get_world(ctx: RunContext) -> World:
-    key = _key(ctx)
-    if key not in _WORLDS:
-        _WORLDS[key] = _real_world(ctx) if ctx.llm_config else _miniature_world(ctx)
-    return _WORLDS[key]
+    build = _real_world if ctx.llm_config else _miniature_world
+    return ctx.shared("world", lambda: build(ctx))
 
 
 def _miniature_world(ctx: RunContext) -> World:
@@ -169,9 +159,10 @@ def _real_world(ctx: RunContext) -> World:
 
 def evaluate(ctx: RunContext) -> dict:
     """Families answer every question; every judge judges every answer (shared by claims)."""
-    key = _key(ctx)
-    if key in _EVALS:
-        return _EVALS[key]
+    return ctx.shared("evaluation", lambda: _evaluate(ctx))
+
+
+def _evaluate(ctx: RunContext) -> dict:
     cfg: PoLLClaimsConfig = ctx.config
     world = get_world(ctx)
     client = world.client
@@ -204,7 +195,7 @@ def evaluate(ctx: RunContext) -> dict:
     ref_ids = list(range(0, len(pairs), max(1, len(pairs) // max(1, cfg.reference_items))))
     ref_ids = ref_ids[: cfg.reference_items]
     ref_verdicts = asyncio.run(gather_bounded(ref_ids, judge_ref, cfg.concurrency))
-    _EVALS[key] = dict(
+    return dict(
         world=world,
         pairs=pairs,
         answers=answers,
@@ -216,7 +207,6 @@ def evaluate(ctx: RunContext) -> dict:
         ref_panel=[max_vote([v.votes[j] for j in world.jury]) for v in ref_verdicts],
         ref_labels=[labels[i] for i in ref_ids],
     )
-    return _EVALS[key]
 
 
 def run_kappa(ctx: RunContext) -> dict[str, float]:
