@@ -20,6 +20,7 @@ from pathlib import Path
 
 from paperlab import __version__, catalog
 from paperlab.claims import SCALES, UserError
+from paperlab.papers.mceval import cli as mceval_cli
 from paperlab.papers.moa import cli as moa_cli
 from paperlab.papers.poll import cli as poll_cli
 
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     moa_cli.add_parser(sub)
     poll_cli.add_parser(sub)
+    mceval_cli.add_parser(sub)
     return parser
 
 
@@ -263,6 +265,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "moa": lambda args: moa_cli.run(args),
     "poll": lambda args: poll_cli.run(args),
+    "mceval": lambda args: mceval_cli.run(args),
 }
 
 
