@@ -14,6 +14,7 @@ pass@k McEval reports rests on (Sec. 4: execution-based evaluation):
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
@@ -142,12 +143,10 @@ HOSTILE = [
 
 
 def run_hostile(ctx: RunContext) -> dict[str, float]:
-    from paperlab.core.sandbox import Limits
     from paperlab.papers.mceval.harness import RUN_LIMITS
 
     cfg: McEvalClaimsConfig = ctx.config
-    limits = Limits(**{**RUN_LIMITS.__dict__, "wall_s": cfg.hostile_wall_s,
-                       "cpu_s": cfg.hostile_wall_s})  # fmt: skip
+    limits = dataclasses.replace(RUN_LIMITS, wall_s=cfg.hostile_wall_s, cpu_s=cfg.hostile_wall_s)
     cases = [c for c in HOSTILE if not get_language(c[0]).missing_tools()]
     passed, unexpected, walls = 0, [], []
     for lang, what, source, expected in cases:

@@ -49,9 +49,10 @@ class Execution:
 
 
 def limits_for(spec: LanguageSpec, base: Limits, *, scale: float = 1.0) -> Limits:
-    """`base` with the language's memory limit and its wall/CPU time scaled."""
+    """`base` with the language's address-space limit (none if `base` has none) and its
+    wall/CPU time scaled."""
     s = spec.timeout_scale * scale
-    memory = base.memory_bytes if spec.memory is not None else None
+    memory = None if base.memory_bytes is None else spec.memory
     return dataclasses.replace(base, wall_s=base.wall_s * s, cpu_s=base.cpu_s * s,
                                memory_bytes=memory)  # fmt: skip
 

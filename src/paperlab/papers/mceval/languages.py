@@ -8,7 +8,8 @@ Each `LanguageSpec` says how a program in that language is put together, compile
 - `test`: the test convention. "append": the problem's test code is appended to the solution
   in the same file, and the program passes when every step exits 0 (the test code exits
   non-zero on the first failed check). "compare": markup languages (HTML, JSON, Markdown),
-  which McEval scores by comparing with the reference, not by execution;
+  which McEval scores by comparing with the reference, not by execution (DEVIATION: listed,
+  not scored yet; `execute` reports them "not_executable");
 - `tools`: executables the language needs on PATH (what `paperlab mceval doctor` looks for),
   and `version`: the argv that prints the toolchain's version;
 - `debian` / `npm`: what `paperlab mceval install-toolchains` installs;

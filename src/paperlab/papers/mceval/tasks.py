@@ -59,6 +59,9 @@ MAX_SPAN_TOKENS = 6  # a span is 1..6 tokens of one line, never the whole line
 
 # -- prompts (our own wording) ----------------------------------------------------------------
 
+# DEVIATION: prompts show the canonical solution's opening lines up to its signature, so a
+# model sees each language's conventions (e.g. Bash booleans as exit codes); McEval's prompts
+# carry a language-specific signature to the same end.
 HEAD_PROMPT = "\nStart it like this:\n```{tag}\n{head}\n```\n"
 
 GENERATION_PROMPT = """\
@@ -342,7 +345,9 @@ def code_of_answer(record: Mapping[str, Any], spec: LanguageSpec, answer: str) -
 
 
 def _without_code(text: str) -> str:
-    """An explanation with any fenced code blocks cut out (step 2 must see prose only)."""
+    """An explanation with any fenced code blocks cut out (step 2 must see prose only).
+
+    DEVIATION: a guard of ours; the paper only asks the model not to write code."""
     return re.sub(r"^(`{3,}|~{3,}).*?^\1[ \t]*$\n?", "", text, flags=re.DOTALL | re.MULTILINE)
 
 

@@ -9,6 +9,9 @@ A language file has one table per problem:
     wrong = [["b != 0", "b > 1"]]   # (find, replace) edits of the solution; each must fail
 
 Every `find` occurs exactly once in the solution, so a wrong variant is unambiguous.
+
+DEVIATION (data): McEval's 16K samples are not shipped or downloaded; these 20 problems in
+14 languages are ours, and McEval's own JSONL files run unchanged with `paperlab mceval run`.
 """
 
 from __future__ import annotations
@@ -58,8 +61,6 @@ def _read(name: str) -> dict:
     path = resources.files(__package__) / name
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"mceval problems: {name}: {e}") from None
 
