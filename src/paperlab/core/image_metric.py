@@ -24,7 +24,8 @@ from scipy import linalg
 from torch import Tensor, nn
 
 from paperlab.core.data.images import ImageDataset
-from paperlab.core.train import TrainConfig, train
+from paperlab.core.train import TrainConfig
+from paperlab.core.train import train as run_training
 
 
 class FeatureNet(nn.Module):
@@ -34,7 +35,7 @@ class FeatureNet(nn.Module):
         self, *, in_channels: int, num_classes: int, image_size: int, feature_dim: int = 64
     ):
         super().__init__()
-        self.image_size = image_size
+        self.image_size, self.in_channels = image_size, in_channels
         second_stride = 2 if image_size >= 16 else 1  # 8 px digits keep a 4x4 map
         self.conv = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3, padding=1),
@@ -106,6 +107,12 @@ class ImageJudge:
 
     @torch.no_grad()
     def features(self, images: Tensor, *, batch_size: int = 512) -> Tensor:
+        want = (self.net.in_channels, self.net.image_size, self.net.image_size)
+        if images.dim() != 4 or tuple(images.shape[1:]) != want:
+            raise ValueError(
+                f"{self.name}: images must be (N, {want[0]}, {want[1]}, {want[2]}) like the "
+                f"judge's training data, got {tuple(images.shape)}"
+            )
         self.net.eval()
         device = next(self.net.parameters()).device
         parts = [
@@ -137,7 +144,7 @@ def _shift(images: Tensor, generator: torch.Generator, max_shift: int) -> Tensor
 
 
 def train_judge(
-    train_set: ImageDataset,
+    train: ImageDataset,
     reference: ImageDataset,
     *,
     steps: int = 400,
@@ -147,7 +154,8 @@ def train_judge(
     device: str = "cpu",
     progress: bool = False,
 ) -> ImageJudge:
-    """Train a FeatureNet on ``train_set``; reference statistics and accuracy on ``reference``."""
+    """Train a FeatureNet on ``train``; reference statistics and accuracy on ``reference``."""
+    train_set = train
     if train_set.num_classes != reference.num_classes or train_set.size != reference.size:
         raise ValueError("train_judge: train and reference sets differ in classes or image size")
     torch.manual_seed(seed)
@@ -172,7 +180,7 @@ def train_judge(
         seed=seed,
         desc=f"judge FD-{train_set.name}",
     )
-    train(net, loss_fn, train_set.batches(batch_size, seed=seed), cfg, device=device)
+    run_training(net, loss_fn, train_set.batches(batch_size, seed=seed), cfg, device=device)
     judge = ImageJudge(
         name=f"FD-{train_set.name}",
         net=net,

@@ -31,7 +31,7 @@ COLOURS: dict[str, tuple[float, float, float]] = {
 DATASETS: tuple[str, ...] = ("shapes", "digits")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # == on tensors is ambiguous: compare the fields
 class ImageDataset:
     """Labelled images: ``images`` (N, C, H, W) float32 in [0, 1], ``labels`` (N,) int64."""
 
@@ -203,9 +203,7 @@ def make_shapes(
     for k, shape in enumerate(shapes):
         sel = np.flatnonzero(shape_idx == k)
         if len(sel):
-            coverage[sel] = render_coverage(
-                shape, cx[sel], cy[sel], r[sel], theta[sel], size=size
-            )
+            coverage[sel] = render_coverage(shape, cx[sel], cy[sel], r[sel], theta[sel], size=size)
     cov = coverage[:, None]  # (N, 1, H, W)
     images = cov * colour.astype(np.float32)[:, :, None, None]
     images += (1.0 - cov) * background.astype(np.float32)[:, :, None, None]
@@ -252,7 +250,7 @@ def load_digits(*, size: int = 8) -> ImageDataset:
 
 
 def load_images(name: str, *, n: int = 4000, size: int = 16, seed: int = 0) -> ImageDataset:
-    """"shapes" -> make_shapes(n, size=size, seed=seed); "digits" -> load_digits(size=size)
+    """ "shapes" -> make_shapes(n, size=size, seed=seed); "digits" -> load_digits(size=size)
     (``n`` and ``seed`` ignored: all 1797 images)."""
     if name == "shapes":
         return make_shapes(n, size=size, seed=seed)
