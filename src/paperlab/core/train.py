@@ -128,6 +128,29 @@ def shard(
     return itertools.islice(items, rank, None, world_size)
 
 
+def row_batches(
+    data: torch.Tensor | Sequence[torch.Tensor], batch_size: int, *, seed: int = 0
+) -> Callable[[int], Any]:
+    """``step -> batch``: rows drawn at random (with replacement) from ``data`` (one tensor, or
+    several indexed together, e.g. images and labels) that depend only on (seed, step), so a
+    resumed or repeated run sees the same batches. Usable as the ``batches`` of :func:`train`."""
+    tensors = (data,) if isinstance(data, torch.Tensor) else tuple(data)
+    n = tensors[0].shape[0]
+    if batch_size < 1 or n == 0 or any(t.shape[0] != n for t in tensors):
+        raise ValueError(
+            f"row_batches: need batch_size >= 1 and non-empty tensors of equal length, got "
+            f"batch_size={batch_size}, lengths {[t.shape[0] for t in tensors]}"
+        )
+
+    def batch(step: int) -> Any:
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        index = torch.randint(n, (batch_size,), generator=gen)
+        picked = tuple(t[index] for t in tensors)
+        return picked[0] if isinstance(data, torch.Tensor) else picked
+
+    return batch
+
+
 def _setup_distributed(device: str) -> tuple[int, int, str, bool]:
     """Join torchrun's process group if launched by it; returns (rank, world, device, created)."""
     world = int(os.environ.get("WORLD_SIZE", 1))

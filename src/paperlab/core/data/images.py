@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab.claims import UserError
+from paperlab.core.train import row_batches
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
 COLOURS: dict[str, tuple[float, float, float]] = {
@@ -76,17 +77,7 @@ class ImageDataset:
     ) -> Callable[[int], tuple[torch.Tensor, torch.Tensor]]:
         """``step -> (images, labels)``: a random batch (with replacement) that depends only on
         (seed, step), so a resumed or repeated run sees the same batches."""
-        if batch_size < 1:
-            raise ValueError(f"batches: batch_size={batch_size} must be >= 1")
-        if len(self) == 0:
-            raise ValueError(f"batches: the {self.name} dataset is empty")
-
-        def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-            index = torch.randint(len(self), (batch_size,), generator=gen)
-            return self.images[index], self.labels[index]
-
-        return batch
+        return row_batches((self.images, self.labels), batch_size, seed=seed)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -92,6 +92,12 @@ class LlamaGenClaimsConfig:
             raise ValueError("cfg_scales must start with 1 (no guidance) and have >= 2 scales")
         if list(self.cfg_scales) != sorted(self.cfg_scales):
             raise ValueError("cfg_scales must be increasing, e.g. 1,1.5,2,3,4")
+        sizes = (self.tok_channels, self.codebook_size, self.codebook_dim, self.plain_dim)
+        if min(sizes) < 1 or min(self.gen_dim, self.gen_layers, self.gen_heads) < 1:
+            raise ValueError(
+                "tok_channels, codebook_size, codebook_dim, plain_dim, gen_dim, gen_layers and "
+                "gen_heads must be >= 1"
+            )
         if (self.gen_dim // max(self.gen_heads, 1)) % 4 or self.gen_dim % max(self.gen_heads, 1):
             raise ValueError("gen_dim / gen_heads must be an integer multiple of 4 (2D RoPE)")
         if min(self.tok_steps, self.gen_steps, self.samples_per_class, self.kv_images) < 1:

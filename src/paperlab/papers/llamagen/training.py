@@ -13,21 +13,9 @@ import time
 import torch
 from torch import Tensor
 
-from paperlab.core.train import TrainConfig, train
+from paperlab.core.train import TrainConfig, row_batches, train
 from paperlab.papers.llamagen.generator import LlamaGen, LlamaGenConfig, generator_loss
 from paperlab.papers.llamagen.tokenizer import VQTokenizer, VQTokenizerConfig, tokenizer_loss
-
-
-def _random_batches(tensors: tuple[Tensor, ...], batch_size: int, seed: int):
-    """step -> a random batch (with replacement) that depends only on (seed, step)."""
-    n = tensors[0].shape[0]
-
-    def batch(step: int):
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        index = torch.randint(n, (batch_size,), generator=gen)
-        return tuple(t[index] for t in tensors)
-
-    return batch
 
 
 def train_tokenizer(
@@ -59,7 +47,7 @@ def train_tokenizer(
     )
     start = time.perf_counter()
     history = train(
-        model, lambda m, b: tokenizer_loss(m, b[0]), _random_batches((images,), batch_size, seed),
+        model, lambda m, b: tokenizer_loss(m, b[0]), row_batches((images,), batch_size, seed=seed),
         cfg, device=device,
     )  # fmt: skip
     history["seconds"] = [time.perf_counter() - start]
@@ -120,7 +108,7 @@ def train_generator(
         desc=desc,
     )
     start = time.perf_counter()
-    batches = _random_batches((indices, labels.long()), batch_size, seed)
+    batches = row_batches((indices, labels.long()), batch_size, seed=seed)
     history = train(model, generator_loss, batches, cfg, device=device)
     history["seconds"] = [time.perf_counter() - start]
     return model.eval(), history

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from paperlab.claims import Claim, PaperClaims, RunContext, all_of, at_least, at_most
+from paperlab.core.data.images import DATASETS
 from paperlab.core.device import torch_threads
 from paperlab.core.timing import time_interleaved
 from paperlab.papers.titok.experiments import (
@@ -76,6 +77,8 @@ class TiTokClaimsConfig:
     timing_reps: int = 3
 
     def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset={self.dataset!r}: choose one of {', '.join(DATASETS)}")
         if not self.token_counts or min(self.token_counts) < 1:
             raise ValueError("token_counts must be positive latent-token counts, e.g. 2,4,8,16")
         for p in (self.titok_patch_size, *self.grid_patch_sizes, self.gen_grid_patch):

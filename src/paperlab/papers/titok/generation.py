@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from paperlab.core.train import TrainConfig, train
+from paperlab.core.train import TrainConfig, row_batches, train
 from paperlab.papers.titok.ar import ARGenerator
 from paperlab.papers.titok.maskgit import MaskGIT, maskgit_loss
 
@@ -44,11 +44,6 @@ def train_generator(
         raise ValueError(f"tokens have length {tokens.shape[1]}; the model expects {model.seq_len}")
     gen = torch.Generator().manual_seed(seed + 17)
 
-    def batch(step: int) -> tuple[Tensor, Tensor]:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        idx = torch.randint(tokens.shape[0], (batch_size,), generator=g)
-        return tokens[idx], labels[idx]
-
     def loss_fn(m: nn.Module, b: tuple[Tensor, Tensor]) -> Tensor:
         x, y = b
         if isinstance(m, MaskGIT):
@@ -67,7 +62,7 @@ def train_generator(
         seed=seed,
         desc=desc,
     )
-    history = train(model, loss_fn, batch, cfg)
+    history = train(model, loss_fn, row_batches((tokens, labels), batch_size, seed=seed), cfg)
     model.eval()
     return history
 

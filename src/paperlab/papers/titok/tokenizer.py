@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
-from paperlab.core.train import TrainConfig, train
+from paperlab.core.train import TrainConfig, row_batches, train
 from paperlab.core.vit import PatchEmbed, Transformer, unpatchify
 from paperlab.core.vq import VectorQuantizer, VQOutput
 
@@ -264,16 +264,6 @@ class GridTokenizer(_VQTokenizer):
 # Training: L2 reconstruction + VQ loss, with dead-code restarts
 
 
-def random_batches(images: Tensor, batch_size: int, seed: int):
-    """``step -> images`` (a random batch that depends only on seed and step)."""
-
-    def batch(step: int) -> Tensor:
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        return images[torch.randint(images.shape[0], (batch_size,), generator=g)]
-
-    return batch
-
-
 def train_tokenizer(
     model: _VQTokenizer,
     images: Tensor,
@@ -329,7 +319,9 @@ def train_tokenizer(
         desc=desc,
     )
     model.quantizer.reset_usage()
-    history = train(model, loss_fn, random_batches(images, batch_size, seed), cfg, on_step=on_step)
+    history = train(
+        model, loss_fn, row_batches(images, batch_size, seed=seed), cfg, on_step=on_step
+    )
     model.eval()
     return history
 
