@@ -198,6 +198,21 @@ def test_save_load_round_trip(tmp_path, tie):
         Llama.from_pretrained(tmp_path / "missing")
 
 
+def test_reglu_ffn_is_sparse_and_exact():
+    """hidden_act="relu" (ReGLU): neurons with a non-positive gate contribute exactly zero."""
+    model = make_model(**MHA, hidden_act="relu")
+    mlp = model.layers[0].mlp
+    x = torch.randn(3, 5, model.config.dim)
+    gate = mlp.gate_proj(x)
+    active = gate > 0
+    assert 0.2 < active.float().mean() < 0.8  # about half the neurons fire at init
+    with torch.no_grad():
+        masked = (torch.relu(gate) * mlp.up_proj(x) * active) @ mlp.down_proj.weight.T
+        torch.testing.assert_close(mlp(x), masked)
+    with pytest.raises(ValueError, match="hidden_act"):
+        LlamaConfig(hidden_act="gelu")
+
+
 def test_cache_for_subset_rejects_uncovered_layer():
     cache = KVCache(batch_size=1, n_kv_heads=2, head_dim=8, layers=[2, 3], max_len=4)
     assert cache.seq_len() == 0
@@ -208,7 +223,10 @@ def test_cache_for_subset_rejects_uncovered_layer():
 # -- reference: Hugging Face transformers on the same weights ------------------------------------
 
 
-@pytest.mark.parametrize("kind", [dict(MHA, rope_theta=500.0), dict(GQA, tie_embeddings=True)])
+@pytest.mark.parametrize(
+    "kind",
+    [dict(MHA, rope_theta=500.0), dict(GQA, tie_embeddings=True), dict(MHA, hidden_act="relu")],
+)
 def test_hf_logits_match_and_round_trip(kind):
     pytest.importorskip("transformers")
     from paperlab.core.hf import from_hf_model, to_hf_model

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from paperlab.core.llama import Llama, LlamaConfig
+from paperlab.core.llama import FFN_ACTIVATIONS, Llama, LlamaConfig
 
 INSTALL_HINT = "pip install 'paperlab[hf]'"
 
@@ -34,7 +34,7 @@ def hf_config_kwargs(config: LlamaConfig) -> dict[str, Any]:
         num_attention_heads=config.n_heads,
         num_key_value_heads=config.n_kv_heads,
         head_dim=config.head_dim,
-        hidden_act="silu",
+        hidden_act=config.hidden_act,
         max_position_embeddings=config.max_seq_len,
         rms_norm_eps=config.norm_eps,
         rope_theta=config.rope_theta,
@@ -70,7 +70,6 @@ def config_from_hf(hf_config) -> LlamaConfig:
     rope = _get(hf_config, "rope_parameters") or _get(hf_config, "rope_scaling") or {}
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     unsupported = {
-        "hidden_act": (_get(hf_config, "hidden_act", "silu"), "silu"),
         "attention_bias": (bool(_get(hf_config, "attention_bias", False)), False),
         "mlp_bias": (bool(_get(hf_config, "mlp_bias", False)), False),
         "head_dim": (_get(hf_config, "head_dim") or hidden // heads, hidden // heads),
@@ -79,6 +78,11 @@ def config_from_hf(hf_config) -> LlamaConfig:
     for name, (value, supported) in unsupported.items():
         if value != supported:
             raise ValueError(f"HF config {name}={value!r} is not supported (only {supported!r})")
+    act = _get(hf_config, "hidden_act", "silu")
+    if act not in FFN_ACTIVATIONS:
+        raise ValueError(
+            f"HF config hidden_act={act!r} is not supported (only {sorted(FFN_ACTIVATIONS)})"
+        )
     rope_theta = rope.get("rope_theta") or _get(hf_config, "rope_theta") or 10000.0
     return LlamaConfig(
         vocab_size=_get(hf_config, "vocab_size"),
@@ -91,6 +95,7 @@ def config_from_hf(hf_config) -> LlamaConfig:
         rope_theta=float(rope_theta),
         norm_eps=_get(hf_config, "rms_norm_eps"),
         tie_embeddings=bool(_get(hf_config, "tie_word_embeddings", False)),
+        hidden_act=act,
     )
 
 

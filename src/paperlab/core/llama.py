@@ -35,6 +35,9 @@ from paperlab.core.kv_cache import KVCache
 _TORCH_HAS_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
+FFN_ACTIVATIONS = {"silu": F.silu, "relu": F.relu}
+
+
 @dataclass
 class LlamaConfig:
     vocab_size: int = 256
@@ -49,8 +52,14 @@ class LlamaConfig:
     norm_eps: float = 1e-5
     tie_embeddings: bool = False
     dropout: float = 0.0
+    hidden_act: str = "silu"  # FFN gate activation: "silu" (SwiGLU) or "relu" (ReGLU, sparse)
 
     def __post_init__(self):
+        if self.hidden_act not in FFN_ACTIVATIONS:
+            raise ValueError(
+                f"LlamaConfig: hidden_act={self.hidden_act!r} is not one of "
+                f"{sorted(FFN_ACTIVATIONS)}"
+            )
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         if self.ffn_hidden is None:
@@ -165,16 +174,20 @@ def positions_from_mask(attention_mask: torch.Tensor, q_len: int) -> torch.Tenso
 
 
 class MLP(nn.Module):
-    """SwiGLU: down(silu(gate(x)) * up(x))."""
+    """Gated FFN: down(act(gate(x)) * up(x)); SwiGLU with act=silu, ReGLU with act=relu.
+
+    With ReGLU a neuron whose gate pre-activation is <= 0 contributes exactly nothing, which is
+    the activation sparsity PowerInfer-style engines exploit."""
 
     def __init__(self, config: LlamaConfig):
         super().__init__()
+        self.act = FFN_ACTIVATIONS[config.hidden_act]
         self.gate_proj = nn.Linear(config.dim, config.ffn_hidden, bias=False)
         self.up_proj = nn.Linear(config.dim, config.ffn_hidden, bias=False)
         self.down_proj = nn.Linear(config.ffn_hidden, config.dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
 
 
 class Attention(nn.Module):
