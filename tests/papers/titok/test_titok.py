@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from paperlab.claims import VERDICTS, UserError
 from paperlab.core.device import torch_threads
+from paperlab.core.parallel import run_jobs
 from paperlab.papers.titok import (
     ARGenerator,
     GridTokenizer,
@@ -28,7 +29,6 @@ from paperlab.papers.titok import (
     train_tokenizer,
 )
 from paperlab.papers.titok.claims import PAPER
-from paperlab.papers.titok.parallel import run_jobs
 from paperlab.runner import plan_run, run_plans
 
 

@@ -1,7 +1,7 @@
 """The models behind the claims: data, the six tokenizers, the four generators, the judge.
 
 Each is trained once per (config, seed) in a ``reproduce`` run (``RunContext.shared``); the
-independent trainings run in worker processes (``parallel.run_jobs``)."""
+independent trainings run in worker processes (``paperlab.core.parallel.run_jobs``)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from torch import Tensor
 
 from paperlab.core.data.images import ImageDataset, load_images
+from paperlab.core.parallel import run_jobs
 from paperlab.papers.titok.ar import ARGenerator
 from paperlab.papers.titok.generation import tokenize, train_generator
 from paperlab.papers.titok.maskgit import MaskGIT
-from paperlab.papers.titok.parallel import run_jobs
 from paperlab.papers.titok.tokenizer import GridTokenizer, TiTokTokenizer, train_tokenizer
 
 TOKENIZERS = {"titok": TiTokTokenizer, "grid": GridTokenizer}

@@ -1,4 +1,4 @@
-"""Run independent jobs (e.g. training six small tokenizers) in worker processes.
+"""Run independent jobs (e.g. training several small models) in worker processes.
 
 Models this small are bound by per-op overhead, so one thread per model and one process per
 core uses a 2-core machine twice as well as one process with two threads. ``workers=1`` runs
