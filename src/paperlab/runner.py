@@ -185,7 +185,19 @@ def run_claim(
         return result
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty_dirs(claim_dir, stop=out)
         raise
+
+
+def _remove_empty_dirs(path: Path, *, stop: Path) -> None:
+    """Remove `path` and its parents up to (not including) `stop` while they are empty, so a
+    crashed claim leaves no empty folders behind."""
+    while path != stop and stop in path.parents:
+        try:
+            path.rmdir()
+        except OSError:  # not empty (earlier results) or already gone
+            return
+        path = path.parent
 
 
 def run_plans(
