@@ -23,6 +23,7 @@ from paperlab.claims import SCALES, UserError
 from paperlab.papers.mceval import cli as mceval_cli
 from paperlab.papers.moa import cli as moa_cli
 from paperlab.papers.poll import cli as poll_cli
+from paperlab.papers.powerinfer2 import cli as powerinfer2_cli
 
 EPILOG = """examples:
   paperlab list
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     moa_cli.add_parser(sub)
     poll_cli.add_parser(sub)
     mceval_cli.add_parser(sub)
+    powerinfer2_cli.add_parser(sub)
     return parser
 
 
@@ -266,6 +268,7 @@ COMMANDS = {
     "moa": lambda args: moa_cli.run(args),
     "poll": lambda args: poll_cli.run(args),
     "mceval": lambda args: mceval_cli.run(args),
+    "powerinfer2": lambda args: powerinfer2_cli.run(args),
 }
 
 
