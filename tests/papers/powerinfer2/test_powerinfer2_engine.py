@@ -373,6 +373,23 @@ def test_cli_convert_plan_generate(tmp_path: Path, capsys):
         assert words in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+def test_cli_train_writes_a_relu_checkpoint(tmp_path: Path, capsys):
+    from paperlab.core.llama import Llama
+
+    assert cli("train", str(tmp_path / "m"), "--scale", "tiny", "--no-progress") == 0
+    model = Llama.from_pretrained(tmp_path / "m")
+    assert model.config.hidden_act == "relu"
+    assert "val loss" in capsys.readouterr().out
+    for argv, words in [
+        (["train", str(tmp_path / "m"), "--scale", "tiny"], "already holds"),
+        (["train", str(tmp_path / "m2"), "--scale", "huge"], "unknown scale"),
+    ]:
+        assert cli(*argv) == 2
+        err = capsys.readouterr().err
+        assert words in err and err.count("\n") == 1
+    assert not (tmp_path / "m2").exists()
+
+
 def test_tiny_claims_run_end_to_end(tmp_path: Path):
     from paperlab.claims import VERDICTS
     from paperlab.papers.powerinfer2.claims import PAPER

@@ -1,5 +1,6 @@
-"""`paperlab powerinfer2 convert | plan | generate`.
+"""`paperlab powerinfer2 train | convert | plan | generate`.
 
+paperlab powerinfer2 train runs/relu-model              # a ReGLU decoder on the stdlib corpus
 paperlab powerinfer2 convert MODEL_DIR OUT_DIR          # Llama checkpoint -> engine folder
 paperlab powerinfer2 plan OUT_DIR --memory-budget 25%   # hot/cold plan -> OUT_DIR/plan.json
 paperlab powerinfer2 generate OUT_DIR --prompt "def " --memory-budget 25% --max-new-tokens 64
@@ -16,6 +17,7 @@ from typing import Any
 from paperlab.claims import UserError
 
 EPILOG = """examples:
+  paperlab powerinfer2 train runs/relu-model                   # ~1 min on 2 cores
   paperlab powerinfer2 convert runs/relu-model runs/pi2        # profile, predictors, bundles
   paperlab powerinfer2 plan runs/pi2 --memory-budget 25%       # prints + writes plan.json
   paperlab powerinfer2 generate runs/pi2 --prompt "import os" --memory-budget 25% \\
@@ -40,6 +42,13 @@ def add_parser(sub: Any) -> None:
         formatter_class=fmt,
     )
     psub = p.add_subparsers(dest="powerinfer2_command", metavar="COMMAND", required=True)
+    train = psub.add_parser("train", help="train a ReGLU decoder here -> a Llama checkpoint "
+                            "folder for convert", epilog=EPILOG, formatter_class=fmt)  # fmt: skip
+    train.add_argument("model_dir", type=Path, help="the checkpoint folder to write")
+    train.add_argument("--scale", default="default", help="tiny | default | full (default)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-progress", action="store_true")
+
     conv = psub.add_parser("convert", help="Llama checkpoint -> engine folder", epilog=EPILOG,
                            formatter_class=fmt)  # fmt: skip
     conv.add_argument("model_dir", type=Path, help="a Llama.save_pretrained folder (ReLU FFN)")
@@ -69,11 +78,24 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    command = {"convert": _convert, "plan": _plan, "generate": _generate}
+    command = {"train": _train, "convert": _convert, "plan": _plan, "generate": _generate}
     try:
         return command[args.powerinfer2_command](args)
     except (FileNotFoundError, ValueError) as e:  # incl. CorruptWeightsError: one line
         raise UserError(str(e).splitlines()[0]) from None
+
+
+def _train(args: argparse.Namespace) -> int:
+    from paperlab.papers.powerinfer2.sparse_model import ReluModelConfig, fit_relu_model
+
+    if (args.model_dir / "model.safetensors").exists():
+        raise UserError(f"{args.model_dir}: already holds a checkpoint; choose a new folder")
+    cfg = ReluModelConfig.preset(args.scale)
+    model, info = fit_relu_model(cfg, seed=args.seed, progress=not args.no_progress)
+    path = model.save_pretrained(args.model_dir)
+    print(f"ReGLU decoder ({model.num_params():,} parameters), val loss "
+          f"{info['val_loss']:.3f} nats/byte, {info['seconds']:.0f} s -> {path}")  # fmt: skip
+    return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
