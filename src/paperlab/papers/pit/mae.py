@@ -91,6 +91,8 @@ class MAE(nn.Module):
         decoder_heads: int = 2,
         mask_ratio: float = 0.75,
         pos_embed: PosEmbed = "learned",
+        # DEVIATION: unnormalised pixel targets by default; a small decoder with fixed
+        # sin-cos positions (MAE: 512 x 8); see the README.
         norm_target: bool = False,
     ):
         super().__init__()

@@ -129,6 +129,8 @@ def _er_graph(rng: np.random.Generator, n: int, *, weighted: bool, p: float = 0.
     return mat.astype(float)
 
 
+# DEVIATION: 4 of CLRS-Text's 30 algorithms, our own samplers (no dm-clrs: it needs jax and
+# tensorflow), printed without hints/traces.
 def sample(algo: str, n: int, rng: np.random.Generator) -> Instance:
     """One instance of ``algo`` with ``n`` nodes."""
     if algo in ("insertion_sort", "minimum"):

@@ -91,6 +91,8 @@ class TextDecoder(nn.Module):
     ):
         super().__init__()
         self.config, self.cross_attention = config, cross_attention
+        # DEVIATION: a tiny Llama trained from scratch (the paper fine-tunes a pre-trained 70M
+        # Chinchilla); its size and steps are set by the ~3 minute budget.
         self.llama = Llama(config)
         where = range(xattn_every - 1, config.n_layers, xattn_every) if cross_attention else []
         self.xattn = nn.ModuleDict({str(i): GatedCrossAttention(config, node_dim) for i in where})

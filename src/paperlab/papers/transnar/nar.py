@@ -108,6 +108,8 @@ class NAR(nn.Module):
         x = self.node_enc[algo](batch.node)
         e = self.edge_enc[algo](batch.edge)
         h = torch.zeros_like(x)
+        # DEVIATION: n processor steps with no hints and no graph-level features (CLRS trains on
+        # the hint trajectory, one step per algorithm step).
         for _ in range(batch.node.shape[1] if steps is None else steps):
             h = self.processor(x, h, e, batch.adj, batch.node_mask)
         return h
@@ -119,6 +121,8 @@ class NAR(nn.Module):
         pad = ~batch.node_mask
         if algo == "minimum":
             return self.dec_node[algo](z).squeeze(-1).masked_fill(pad, float("-inf"))
+        # DEVIATION: pointer logits = scaled q.k plus an edge term (CLRS: a max over edge
+        # messages).
         q, k = self.dec_q[algo](z), self.dec_k[algo](z)
         scores = q @ k.transpose(1, 2) / self.hidden**0.5
         scores = scores + self.dec_e[algo](self.edge_enc[algo](batch.edge)).squeeze(-1)

@@ -92,6 +92,8 @@ def text_examples(instances: list[Instance], nar: NAR, chunk: int = 64) -> list[
         for start in range(0, len(idx), chunk):
             part = idx[start : start + chunk]
             batch = collate_graphs([graph_form(instances[i]) for i in part])
+            # DEVIATION: every cross-attention layer reads these *final* node embeddings (the
+            # paper advances the NAR one step per transformer layer); no edge embeddings.
             nodes = nar.embed(algo, batch)
             for row, i in enumerate(part):
                 q, a = format_example(instances[i])
@@ -101,6 +103,7 @@ def text_examples(instances: list[Instance], nar: NAR, chunk: int = 64) -> list[
 
 def collate_text(examples: list[TextExample], *, randomized: bool, max_position: int, gen):
     """(ids, labels, positions, nodes, node_mask): next-token targets on the answer only."""
+    # DEVIATION: the loss covers the answer tokens only.
     seqs = [e.prompt + e.answer for e in examples]
     T, N = max(len(s) for s in seqs) - 1, max(e.n for e in examples)
     ids = torch.full((len(seqs), T), PAD, dtype=torch.long)
