@@ -157,8 +157,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def byte_llama_config(cfg: KangarooClaimsConfig, layers: int) -> LlamaConfig:
-    return LlamaConfig(vocab_size=256, dim=cfg.dim, n_layers=layers, n_heads=cfg.n_heads,
-                       max_seq_len=1024)  # fmt: skip
+    return LlamaConfig(
+        vocab_size=256, dim=cfg.dim, n_layers=layers, n_heads=cfg.n_heads, max_seq_len=1024
+    )
 
 
 def train_draft(cfg: KangarooClaimsConfig, layers: int, seed: int) -> Llama:
@@ -176,20 +177,34 @@ def train_kangaroo_adapter(cfg: KangarooClaimsConfig, target: Llama, seed: int):
 def recipes(args, cfg: KangarooClaimsConfig) -> dict[str, dict]:
     """What determines each model's weights (the training corpus enters through its hash)."""
     data = load_corpus(split="train")
-    common = dict(dim=cfg.dim, n_heads=cfg.n_heads, seq_len=cfg.seq_len,
-                  batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr, seed=args.seed,
-                  corpus_sha1=hashlib.sha1(data.numpy().tobytes()).hexdigest()[:12])  # fmt: skip
+    common = dict(
+        dim=cfg.dim,
+        n_heads=cfg.n_heads,
+        seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        steps=cfg.steps,
+        lr=cfg.lr,
+        seed=args.seed,
+        corpus_sha1=hashlib.sha1(data.numpy().tobytes()).hexdigest()[:12],
+    )
     target = dict(common, n_layers=cfg.n_layers, recipe="kangaroo.claims.train_byte_target")
     return {
         "target": target,
-        "adapter": dict(target=target, exit_layer=cfg.exit_layer,
-                        adapter_layers=cfg.adapter_layers, adapter_steps=cfg.adapter_steps,
-                        adapter_lr=cfg.adapter_lr, recipe="kangaroo.claims.fit_adapter"),
-        "draft": dict(common, n_layers=args.draft_layers,
-                      recipe="kangaroo.claims.train_byte_target"),
-        "mtp": dict(common, n_layers=cfg.n_layers, n_future=args.n_future,
-                    recipe="mtp.claims.byte_model"),
-    }  # fmt: skip
+        "adapter": dict(
+            target=target,
+            exit_layer=cfg.exit_layer,
+            adapter_layers=cfg.adapter_layers,
+            adapter_steps=cfg.adapter_steps,
+            adapter_lr=cfg.adapter_lr,
+            recipe="kangaroo.claims.fit_adapter",
+        ),
+        "draft": dict(
+            common, n_layers=args.draft_layers, recipe="kangaroo.claims.train_byte_target"
+        ),
+        "mtp": dict(
+            common, n_layers=cfg.n_layers, n_future=args.n_future, recipe="mtp.claims.byte_model"
+        ),
+    }
 
 
 def checkpoint_path(ckpt_dir: str | None, kind: str, recipe: dict) -> Path | None:
@@ -218,8 +233,12 @@ def obtain(kind: str, recipe: dict, path: Path | None, load: Callable, make: Cal
     if path is None:
         return model, seconds, f"trained in {seconds:.0f} s"
     model.save_pretrained(path)
-    meta = dict(recipe=recipe, train_seconds=seconds, torch=torch.__version__,
-                threads=torch.get_num_threads())  # fmt: skip
+    meta = dict(
+        recipe=recipe,
+        train_seconds=seconds,
+        torch=torch.__version__,
+        threads=torch.get_num_threads(),
+    )
     sidecar.write_text(json.dumps(meta, indent=1) + "\n")
     return model, seconds, f"trained in {seconds:.0f} s, saved to {path}"
 
@@ -264,19 +283,39 @@ def get_models(args, cfg: KangarooClaimsConfig) -> dict[str, tuple]:
     path = {kind: checkpoint_path(args.ckpt_dir, kind, r) for kind, r in rec.items()}
     target_config = byte_llama_config(cfg, cfg.n_layers)  # what train_byte_target builds
     out = {}
-    out["target"] = obtain("target", rec["target"], path["target"], load_llama(target_config),
-                           lambda: train_byte_target(cfg, args.seed, progress=True))  # fmt: skip
+    out["target"] = obtain(
+        "target",
+        rec["target"],
+        path["target"],
+        load_llama(target_config),
+        lambda: train_byte_target(cfg, args.seed, progress=True),
+    )
     target = out["target"][0]
-    out["adapter"] = obtain("adapter", rec["adapter"], path["adapter"], load_adapter(target, cfg),
-                            lambda: train_kangaroo_adapter(cfg, target, args.seed))  # fmt: skip
+    out["adapter"] = obtain(
+        "adapter",
+        rec["adapter"],
+        path["adapter"],
+        load_adapter(target, cfg),
+        lambda: train_kangaroo_adapter(cfg, target, args.seed),
+    )
     if not args.no_hf:
-        out["draft"] = obtain("draft", rec["draft"], path["draft"],
-                              load_llama(byte_llama_config(cfg, args.draft_layers)),
-                              lambda: train_draft(cfg, args.draft_layers, args.seed))  # fmt: skip
+        out["draft"] = obtain(
+            "draft",
+            rec["draft"],
+            path["draft"],
+            load_llama(byte_llama_config(cfg, args.draft_layers)),
+            lambda: train_draft(cfg, args.draft_layers, args.seed),
+        )
     if not args.no_mtp:
-        mcfg = MTPClaimsConfig(dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                               seq_len=cfg.seq_len, batch_size=cfg.batch_size, steps=cfg.steps,
-                               lr=cfg.lr)  # fmt: skip
+        mcfg = MTPClaimsConfig(
+            dim=cfg.dim,
+            n_layers=cfg.n_layers,
+            n_heads=cfg.n_heads,
+            seq_len=cfg.seq_len,
+            batch_size=cfg.batch_size,
+            steps=cfg.steps,
+            lr=cfg.lr,
+        )
         expected = byte_model_config(mcfg, args.n_future)
         out["mtp"] = obtain(
             "mtp",
@@ -353,13 +392,19 @@ def assisted_settings(hf_target, hf_draft) -> list[str]:
     gc = hf_draft.generation_config
     defaults = getattr(type(gc), "_get_default_generation_params", dict)()
     parts = []
-    for name in ("num_assistant_tokens", "num_assistant_tokens_schedule",
-                 "assistant_confidence_threshold"):  # fmt: skip
+    for name in (
+        "num_assistant_tokens",
+        "num_assistant_tokens_schedule",
+        "assistant_confidence_threshold",
+    ):
         value = getattr(gc, name, None)
         default = f" -> HF default {defaults[name]!r}" if value is None and name in defaults else ""
         parts.append(f"{name}={value!r}{default}")
-    adaptive = "adapted during each call by HF's ROC rule (scikit-learn installed)" if (
-        is_sklearn_available()) else "fixed (no scikit-learn: HF does not adapt it)"  # fmt: skip
+    adaptive = (
+        "adapted during each call by HF's ROC rule (scikit-learn installed)"
+        if (is_sklearn_available())
+        else "fixed (no scikit-learn: HF does not adapt it)"
+    )
     tc = hf_target.generation_config
     return [
         "(d) assistant generation_config: " + ", ".join(parts),
@@ -386,11 +431,21 @@ def main() -> None:
     if args.threads:  # one thread: no OpenMP barrier stalls when the cores are shared
         torch.set_num_threads(args.threads)
     try:
-        cfg = dataclasses.replace(DEFAULTS, steps=args.steps, adapter_steps=args.adapter_steps,
-                                  n_layers=args.layers, dim=args.dim, n_heads=args.heads,
-                                  exit_layer=args.exit_layer, eta=args.eta, gamma=args.gamma,
-                                  prompts=args.prompts, prompt_len=args.prompt_len,
-                                  new_tokens=args.new_tokens, reps=args.reps)  # fmt: skip
+        cfg = dataclasses.replace(
+            DEFAULTS,
+            steps=args.steps,
+            adapter_steps=args.adapter_steps,
+            n_layers=args.layers,
+            dim=args.dim,
+            n_heads=args.heads,
+            exit_layer=args.exit_layer,
+            eta=args.eta,
+            gamma=args.gamma,
+            prompts=args.prompts,
+            prompt_len=args.prompt_len,
+            new_tokens=args.new_tokens,
+            reps=args.reps,
+        )
         byte_llama_config(cfg, cfg.n_layers)  # dim / heads checks
     except ValueError as e:
         sys.exit(f"decode.py: {e}")
@@ -399,19 +454,25 @@ def main() -> None:
         import transformers
 
         versions += f", transformers {transformers.__version__}"
-    print(f"{versions}, Python {platform.python_version()}; {torch.get_num_threads()} torch "
-          f"thread(s) of {os.cpu_count()} cores; load average {load_start[0]:.2f} (1 min) at "
-          "start")  # fmt: skip
-    print(f"config: dim {cfg.dim}, {cfg.n_heads} heads, target L={cfg.n_layers}, seq_len "
-          f"{cfg.seq_len}, batch {cfg.batch_size}, {cfg.steps} steps at lr {cfg.lr:g}; adapter "
-          f"exit layer {cfg.exit_layer}, {cfg.adapter_steps} steps at lr {cfg.adapter_lr:g}; "
-          f"eta {cfg.eta:g}, gamma {cfg.gamma}"
-          + ("" if args.no_hf else f"; draft L={args.draft_layers}")
-          + ("" if args.no_mtp else f"; MTP n={args.n_future}")
-          + f"; seed {args.seed}")  # fmt: skip
+    print(
+        f"{versions}, Python {platform.python_version()}; {torch.get_num_threads()} torch "
+        f"thread(s) of {os.cpu_count()} cores; load average {load_start[0]:.2f} (1 min) at "
+        "start"
+    )
+    print(
+        f"config: dim {cfg.dim}, {cfg.n_heads} heads, target L={cfg.n_layers}, seq_len "
+        f"{cfg.seq_len}, batch {cfg.batch_size}, {cfg.steps} steps at lr {cfg.lr:g}; adapter "
+        f"exit layer {cfg.exit_layer}, {cfg.adapter_steps} steps at lr {cfg.adapter_lr:g}; "
+        f"eta {cfg.eta:g}, gamma {cfg.gamma}"
+        + ("" if args.no_hf else f"; draft L={args.draft_layers}")
+        + ("" if args.no_mtp else f"; MTP n={args.n_future}")
+        + f"; seed {args.seed}"
+    )
     if cfg.prompt_len + cfg.new_tokens > cfg.seq_len:
-        print(f"note: prompt + new tokens > trained seq_len {cfg.seq_len}: beyond it the models "
-              "extrapolate positions and their output degrades")  # fmt: skip
+        print(
+            f"note: prompt + new tokens > trained seq_len {cfg.seq_len}: beyond it the models "
+            "extrapolate positions and their output degrades"
+        )
 
     models = get_models(args, cfg)
     target, adapter = models["target"][0], models["adapter"][0]
@@ -436,8 +497,10 @@ def main() -> None:
     if mtp is not None:
         methods["e0"] = lambda p: greedy_generate(mtp, p, max_new_tokens=n)
         methods["e"] = lambda p: self_speculative_generate(mtp, p, max_new_tokens=n)
-    print(f"timing: {len(prompts)} prompts x {n} new tokens, {args.reps} reps, methods "
-          f"{', '.join(methods)} interleaved in rotating order")  # fmt: skip
+    print(
+        f"timing: {len(prompts)} prompts x {n} new tokens, {args.reps} reps, methods "
+        f"{', '.join(methods)} interleaved in rotating order"
+    )
     load_timing = os.getloadavg()
     timings = time_interleaved(methods, prompts, args.reps, progress=True, desc="decode")
     counts = (
@@ -450,26 +513,31 @@ def report_models(cfg, models) -> None:
     target, adapter = models["target"][0], models["adapter"][0]
     size = target.num_params()
     print("\nmodels (byte-level, trained on the stdlib corpus):")
-    rows = [("target", f"Llama L={target.config.n_layers}", target.num_params()),
-            ("adapter", f"KangarooAdapter at exit layer {adapter.exit_layer}",
-             adapter.num_params())]  # fmt: skip
+    rows = [
+        ("target", f"Llama L={target.config.n_layers}", target.num_params()),
+        ("adapter", f"KangarooAdapter at exit layer {adapter.exit_layer}", adapter.num_params()),
+    ]
     if "draft" in models:
         d = models["draft"][0]
         rows.append(("draft", f"Llama L={d.config.n_layers}", d.num_params()))
     if "mtp" in models:
         m = models["mtp"][0]
-        rows.append(("mtp", f"MultiTokenLlama L={m.config.n_layers} n={m.n_future}",
-                     m.num_params()))  # fmt: skip
+        rows.append(
+            ("mtp", f"MultiTokenLlama L={m.config.n_layers} n={m.n_future}", m.num_params())
+        )
     for kind, what, params in rows:
         share = "" if kind == "target" else f" ({params / size:.1%} of the target)"
         print(f"  {kind:<8} {what:<34} {params:>9,} params{share}; {models[kind][2]}")
     val = random_batches(load_corpus(split="val"), 8, cfg.seq_len, 1234)
     acc = evaluate_adapter(target, adapter, val, cfg.eval_batches)
-    print(f"adapter on validation code: soft-CE {acc['soft_ce']:.3f}, expected acceptance "
-          f"E[sum min(p, q)] {acc['accept']:.2f}")  # fmt: skip
+    print(
+        f"adapter on validation code: soft-CE {acc['soft_ce']:.3f}, expected acceptance "
+        f"E[sum min(p, q)] {acc['accept']:.2f}"
+    )
     print("teacher-forced top-1 agreement with the verifier on validation code:")
-    lines = draft_agreement(cfg, target, adapter, models.get("draft", (None,))[0],
-                            models.get("mtp", (None,))[0])  # fmt: skip
+    lines = draft_agreement(
+        cfg, target, adapter, models.get("draft", (None,))[0], models.get("mtp", (None,))[0]
+    )
     print("\n".join("  " + line for line in lines))
 
 
@@ -490,8 +558,10 @@ def tokens_of(out) -> list[int]:
 
 
 def first_difference(a: list[int], b: list[int]) -> int | None:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
-                None if len(a) == len(b) else min(len(a), len(b)))  # fmt: skip
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+        None if len(a) == len(b) else min(len(a), len(b)),
+    )
 
 
 def report(cfg, prompts, timings, assisted, mtp, loads) -> None:
@@ -511,34 +581,47 @@ def report(cfg, prompts, timings, assisted, mtp, loads) -> None:
     print("\nchecks:")
     lengths = {name: sorted({len(o) for o in out[name]}) for name in names}
     bad = {name: lens for name, lens in lengths.items() if lens != [n]}
-    print(f"  every method produced exactly {n} new tokens per prompt: "
-          + ("yes" if not bad else f"NO {bad}"))  # fmt: skip
+    print(
+        f"  every method produced exactly {n} new tokens per prompt: "
+        + ("yes" if not bad else f"NO {bad}")
+    )
     identical = {}
     for name, ref in REFERENCE.items():
         if name in names:
             diffs = [first_difference(x, y) for x, y in zip(out[name], out[ref], strict=True)]
             identical[name] = all(d is None for d in diffs)
-            where = "" if identical[name] else (
-                " -- first differing token per prompt: "
-                + ", ".join("-" if d is None else str(d) for d in diffs))  # fmt: skip
+            where = (
+                ""
+                if identical[name]
+                else (
+                    " -- first differing token per prompt: "
+                    + ", ".join("-" if d is None else str(d) for d in diffs)
+                )
+            )
             print(f"  {name} == {ref}: {'yes' if identical[name] else 'NO'}{where}")
 
-    print("\n| method | tokens/s | ms/token | vs (a) | identical to reference | tokens / target "
-          "forward |\n|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "\n| method | tokens/s | ms/token | vs (a) | identical to reference | tokens / target "
+        "forward |\n|---|---|---|---|---|---|"
+    )
     for name in names:
         if name in REFERENCE:
             same = f"{'yes' if identical[name] else 'NO'} ({REFERENCE[name]})"
         else:
             same = "reference" if name == "a" else "reference for (e)"
-        print(f"| {LABELS[name]} | {tokens / median[name]:.0f} | "
-              f"{1000 * median[name] / tokens:.2f} | {median['a'] / median[name]:.2f}x | "
-              f"{same} | {per_forward.get(name, '')} |")  # fmt: skip
+        print(
+            f"| {LABELS[name]} | {tokens / median[name]:.0f} | "
+            f"{1000 * median[name] / tokens:.2f} | {median['a'] / median[name]:.2f}x | "
+            f"{same} | {per_forward.get(name, '')} |"
+        )
 
     drafted, accepted = sum(r.drafted for r in c), sum(r.accepted for r in c)
     rounds = [k for r in c for k in r.accept_lengths]
-    print(f"\n(c): {drafted / max(1, len(rounds)):.2f} drafts per round, "
-          f"{accepted / max(1, drafted):.0%} accepted, "
-          f"{statistics.fmean(rounds or [1]):.2f} tokens per verification")  # fmt: skip
+    print(
+        f"\n(c): {drafted / max(1, len(rounds)):.2f} drafts per round, "
+        f"{accepted / max(1, drafted):.0%} accepted, "
+        f"{statistics.fmean(rounds or [1]):.2f} tokens per verification"
+    )
     if assisted is not None:
         print(
             f"(d): {assisted['draft_forwards'] / assisted['target_forwards']:.2f} draft "
@@ -549,15 +632,21 @@ def report(cfg, prompts, timings, assisted, mtp, loads) -> None:
         forwards = sum(r.forwards for r in e)
         cost = (median["e"] / forwards) / (median["e0"] / tokens)
         rate = sum(r.accepted for r in e) / max(1, sum(r.drafted for r in e))
-        print(f"(e): {rate:.0%} of drafts accepted; one forward costs {cost:.2f}x an (e0) "
-              f"step, so even with every draft accepted (e)/(e0) <= "
-              f"{mtp.n_future / cost:.2f}x")  # fmt: skip
+        print(
+            f"(e): {rate:.0%} of drafts accepted; one forward costs {cost:.2f}x an (e0) "
+            f"step, so even with every draft accepted (e)/(e0) <= "
+            f"{mtp.n_future / cost:.2f}x"
+        )
     first = out["a"][0]
-    print(f"first prompt {ByteTokenizer().decode(prompts[0])!r} -> (a) "
-          f"{ByteTokenizer().decode(first)!r}")  # fmt: skip
+    print(
+        f"first prompt {ByteTokenizer().decode(prompts[0])!r} -> (a) "
+        f"{ByteTokenizer().decode(first)!r}"
+    )
     start, timing, end = loads
-    print(f"load average (1 min): {start[0]:.2f} at start, {timing[0]:.2f} before timing, "
-          f"{end[0]:.2f} at the end\n")  # fmt: skip
+    print(
+        f"load average (1 min): {start[0]:.2f} at start, {timing[0]:.2f} before timing, "
+        f"{end[0]:.2f} at the end\n"
+    )
 
     def ratio(x: str, y: str) -> str:
         return f"({x})/({y}) = {median[y] / median[x]:.2f}x"

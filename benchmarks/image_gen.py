@@ -70,8 +70,10 @@ class TokSetting:
     codebook_size: int
 
     def label(self) -> str:
-        return (f"{self.image_size}px p{self.patch_size} w{self.width} d{self.depth} "
-                f"h{self.heads} K{self.num_latent_tokens} C{self.codebook_size}")  # fmt: skip
+        return (
+            f"{self.image_size}px p{self.patch_size} w{self.width} d{self.depth} "
+            f"h{self.heads} K{self.num_latent_tokens} C{self.codebook_size}"
+        )
 
 
 # the titok claims' tokenizer, and a larger one (titok's "full" width, depth and codebook)
@@ -135,10 +137,16 @@ def params(module: nn.Module) -> int:
 
 def llamagen_model(cfg: BenchConfig, grid: int) -> LlamaGen:
     torch.manual_seed(cfg.seed)
-    model = LlamaGen(config=LlamaGenConfig(
-        codebook_size=cfg.lg_codebook, num_classes=cfg.num_classes, grid_size=grid,
-        dim=cfg.lg_dim, n_layers=cfg.lg_layers, n_heads=cfg.lg_heads,
-    ))  # fmt: skip
+    model = LlamaGen(
+        config=LlamaGenConfig(
+            codebook_size=cfg.lg_codebook,
+            num_classes=cfg.num_classes,
+            grid_size=grid,
+            dim=cfg.lg_dim,
+            n_layers=cfg.lg_layers,
+            n_heads=cfg.lg_heads,
+        )
+    )
     # The zero-initialised output layer (Sec. 2.2) gives uniform logits: redraw it so the
     # identical-tokens check compares peaked distributions (logit std ~2).
     nn.init.normal_(model.model.lm_head.weight, std=2.0 / cfg.lg_dim**0.5)
@@ -165,22 +173,29 @@ def bench_llamagen(cfg: BenchConfig) -> list[dict]:
         t = time_interleaved(llamagen_methods(model, cfg), [labels], cfg.reps, warmup=False)
         out = {name: t.outputs[name][0] for name in t.outputs}
         ratio = t.ratio("recompute", "cache")
-        rows.append(dict(
-            grid=grid, n=cfg.lg_batch, params=model.num_params(),
-            ips={name: cfg.lg_batch / t.median(name) for name in t.seconds},
-            ratio=ratio, batching=t.ratio("separate", "cache"),
-            agree=float((out["cache"] == out["recompute"]).float().mean()),
-            identical=torch.equal(out["cache"], out["recompute"])
-            and torch.equal(out["cache"], out["separate"]),
-        ))  # fmt: skip
+        rows.append(
+            dict(
+                grid=grid,
+                n=cfg.lg_batch,
+                params=model.num_params(),
+                ips={name: cfg.lg_batch / t.median(name) for name in t.seconds},
+                ratio=ratio,
+                batching=t.ratio("separate", "cache"),
+                agree=float((out["cache"] == out["recompute"]).float().mean()),
+                identical=torch.equal(out["cache"], out["recompute"])
+                and torch.equal(out["cache"], out["separate"]),
+            )
+        )
         print(f"  llamagen {grid}x{grid} done", file=sys.stderr, flush=True)
     return rows
 
 
 def llamagen_table(rows: list[dict]) -> str:
-    head = ("| grid (tokens) | images | cache + batched CFG img/s | cache, separate CFG img/s "
-            "| recompute img/s | cache / recompute | batched / separate CFG "
-            "| identical tokens | meets 3x |")  # fmt: skip
+    head = (
+        "| grid (tokens) | images | cache + batched CFG img/s | cache, separate CFG img/s "
+        "| recompute img/s | cache / recompute | batched / separate CFG "
+        "| identical tokens | meets 3x |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         ips = r["ips"]
@@ -198,9 +213,14 @@ def llamagen_table(rows: list[dict]) -> str:
 
 
 def titok_tokenizers(cfg: BenchConfig) -> dict[str, nn.Module]:
-    common = dict(image_size=cfg.image_size, width=cfg.tok_width, enc_depth=cfg.tok_depth,
-                  dec_depth=cfg.tok_depth, n_heads=cfg.tok_heads,
-                  codebook_size=cfg.codebook_size)  # fmt: skip
+    common = dict(
+        image_size=cfg.image_size,
+        width=cfg.tok_width,
+        enc_depth=cfg.tok_depth,
+        dec_depth=cfg.tok_depth,
+        n_heads=cfg.tok_heads,
+        codebook_size=cfg.codebook_size,
+    )
     torch.manual_seed(cfg.seed)
     toks: dict[str, nn.Module] = {
         f"K={k}": TiTokTokenizer(patch_size=4, num_latent_tokens=k, **common)
@@ -212,8 +232,13 @@ def titok_tokenizers(cfg: BenchConfig) -> dict[str, nn.Module]:
 
 def titok_generator(cfg: BenchConfig, kind: str, seq_len: int) -> nn.Module:
     torch.manual_seed(cfg.seed)
-    common = dict(codebook_size=cfg.codebook_size, seq_len=seq_len, num_classes=cfg.num_classes,
-                  dim=cfg.gen_dim, n_heads=cfg.gen_heads)  # fmt: skip
+    common = dict(
+        codebook_size=cfg.codebook_size,
+        seq_len=seq_len,
+        num_classes=cfg.num_classes,
+        dim=cfg.gen_dim,
+        n_heads=cfg.gen_heads,
+    )
     if kind == "maskgit":
         return MaskGIT(depth=cfg.gen_depth, **common).eval()
     return ARGenerator(n_layers=cfg.gen_depth, **common).eval()
@@ -251,12 +276,18 @@ def bench_titok(cfg: BenchConfig) -> list[dict]:
         for src in [s for s in toks if s != "grid"]:
             k = toks[src].num_tokens
             forwards = (cfg.num_steps, cfg.num_steps) if kind == "maskgit" else (k, grid)
-            rows.append(dict(
-                kind=kind, k=k, grid=grid, forwards=forwards, n=n,
-                params=(params(gens[kind, src]), params(gens[kind, "grid"])),
-                ips=(per_s(t, f"{kind} {src}", n), per_s(t, f"{kind} grid", n)),
-                ratio=t.ratio(f"{kind} grid", f"{kind} {src}"),
-            ))  # fmt: skip
+            rows.append(
+                dict(
+                    kind=kind,
+                    k=k,
+                    grid=grid,
+                    forwards=forwards,
+                    n=n,
+                    params=(params(gens[kind, src]), params(gens[kind, "grid"])),
+                    ips=(per_s(t, f"{kind} {src}", n), per_s(t, f"{kind} grid", n)),
+                    ratio=t.ratio(f"{kind} grid", f"{kind} {src}"),
+                )
+            )
     return rows
 
 
@@ -298,10 +329,19 @@ def tokenizer_pair(s: TokSetting, seed: int, peer_cls) -> tuple[nn.Module, nn.Mo
         codebook_size=s.codebook_size,
     )
     head_dim = s.width // s.heads
-    peer = peer_cls(dim=s.width, image_size=s.image_size, patch_size=s.patch_size,
-                    num_latent_tokens=s.num_latent_tokens, codebook_size=s.codebook_size,
-                    enc_depth=s.depth, dec_depth=s.depth, enc_heads=s.heads, dec_heads=s.heads,
-                    enc_dim_head=head_dim, dec_dim_head=head_dim)  # fmt: skip
+    peer = peer_cls(
+        dim=s.width,
+        image_size=s.image_size,
+        patch_size=s.patch_size,
+        num_latent_tokens=s.num_latent_tokens,
+        codebook_size=s.codebook_size,
+        enc_depth=s.depth,
+        dec_depth=s.depth,
+        enc_heads=s.heads,
+        dec_heads=s.heads,
+        enc_dim_head=head_dim,
+        dec_dim_head=head_dim,
+    )
     return ours.eval(), peer.eval()
 
 
@@ -334,8 +374,10 @@ def bench_tokenizers(cfg: BenchConfig) -> list[dict] | None:
     try:
         from titok_pytorch import TiTokTokenizer as PeerTiTok
     except Exception as e:  # not installed, or one of its dependencies fails to import
-        print(f"tokenizer: titok-pytorch cannot be imported ({type(e).__name__}: {e}); "
-              "skipping this section (pip install 'paperlab[bench]')")  # fmt: skip
+        print(
+            f"tokenizer: titok-pytorch cannot be imported ({type(e).__name__}: {e}); "
+            "skipping this section (pip install 'paperlab[bench]')"
+        )
         return None
     rows = []
     for s in cfg.tok_settings:
@@ -354,8 +396,18 @@ def bench_tokenizers(cfg: BenchConfig) -> list[dict] | None:
         n, sz = cfg.tok_batch, sizes(ours, peer)
         for lib in ("ours", "peer"):
             enc, dec = t.median(f"{lib} encode"), t.median(f"{lib} decode")
-            rows.append(dict(setting=s, lib=lib, n=n, size=sz[lib], enc=n / enc, dec=n / dec,
-                             both=n / (enc + dec), seconds=enc + dec))  # fmt: skip
+            rows.append(
+                dict(
+                    setting=s,
+                    lib=lib,
+                    n=n,
+                    size=sz[lib],
+                    enc=n / enc,
+                    dec=n / dec,
+                    both=n / (enc + dec),
+                    seconds=enc + dec,
+                )
+            )
         rows[-2]["ratio"] = rows[-1]["seconds"] / rows[-2]["seconds"]
         print(f"  tokenizer {s.label()} done", file=sys.stderr, flush=True)
     return rows
@@ -416,36 +468,47 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(argv)
     torch.set_num_threads(cfg.threads)
     print(f"command: python {shlex.join(sys.argv)}")
-    print(f"{versions()}; torch threads {torch.get_num_threads()}, CPUs visible "
-          f"{os.cpu_count()}, load avg at start {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(
+        f"{versions()}; torch threads {torch.get_num_threads()}, CPUs visible "
+        f"{os.cpu_count()}, load avg at start {os.getloadavg()[0]:.2f}"
+    )
     print(f"config: {cfg}")
     start = time.perf_counter()
     tables = []
     if "llamagen" in cfg.sections:
         rows = bench_llamagen(cfg)
-        note = (f"LlamaGen generator dim {cfg.lg_dim}, {cfg.lg_layers} layers, {cfg.lg_heads} "
-                f"heads, codebook {cfg.lg_codebook}, {rows[0]['params']:,} params (2D RoPE: none "
-                f"depend on the grid); CFG {cfg.lg_cfg_scale:g}, temperature 1, no top-k / "
-                f"top-p; random init")  # fmt: skip
-        tables.append(("(1) llamagen: KV cache + batched CFG vs recompute", note,
-                       llamagen_table(rows)))  # fmt: skip
+        note = (
+            f"LlamaGen generator dim {cfg.lg_dim}, {cfg.lg_layers} layers, {cfg.lg_heads} "
+            f"heads, codebook {cfg.lg_codebook}, {rows[0]['params']:,} params (2D RoPE: none "
+            f"depend on the grid); CFG {cfg.lg_cfg_scale:g}, temperature 1, no top-k / "
+            f"top-p; random init"
+        )
+        tables.append(
+            ("(1) llamagen: KV cache + batched CFG vs recompute", note, llamagen_table(rows))
+        )
     if "titok" in cfg.sections:
-        note = (f"tokenizers width {cfg.tok_width}, depth {cfg.tok_depth}+{cfg.tok_depth}, "
-                f"{cfg.tok_heads} heads, codebook {cfg.codebook_size}, {cfg.image_size} px "
-                f"(TiTok patch 4, grid patch {cfg.grid_patch}); generators dim {cfg.gen_dim}, "
-                f"depth {cfg.gen_depth}, {cfg.gen_heads} heads; CFG {cfg.gen_cfg_scale:g}; "
-                "time = tokens + decode to pixels; random init")  # fmt: skip
+        note = (
+            f"tokenizers width {cfg.tok_width}, depth {cfg.tok_depth}+{cfg.tok_depth}, "
+            f"{cfg.tok_heads} heads, codebook {cfg.codebook_size}, {cfg.image_size} px "
+            f"(TiTok patch 4, grid patch {cfg.grid_patch}); generators dim {cfg.gen_dim}, "
+            f"depth {cfg.gen_depth}, {cfg.gen_heads} heads; CFG {cfg.gen_cfg_scale:g}; "
+            "time = tokens + decode to pixels; random init"
+        )
         tables.append(
             ("(2) titok: K 1D tokens vs the 2D grid", note, titok_table(bench_titok(cfg)))
         )
     if "tokenizer" in cfg.sections:
         rows = bench_tokenizers(cfg)
         if rows is not None:
-            note = ("encode = image -> ids, decode = ids -> image; encode + decode = "
-                    "n / (median encode + median decode); random init")  # fmt: skip
+            note = (
+                "encode = image -> ids, decode = ids -> image; encode + decode = "
+                "n / (median encode + median decode); random init"
+            )
             tables.append(("(3) tokenizer: ours vs titok-pytorch", note, tokenizer_table(rows)))
-    print(f"\nwall time {time.perf_counter() - start:.0f} s, "
-          f"load avg at end {os.getloadavg()[0]:.2f}; medians over {cfg.reps} reps")  # fmt: skip
+    print(
+        f"\nwall time {time.perf_counter() - start:.0f} s, "
+        f"load avg at end {os.getloadavg()[0]:.2f}; medians over {cfg.reps} reps"
+    )
     for title, note, table in tables:
         print(f"\n### {title}\n\n{note}\n\n{table}")
 

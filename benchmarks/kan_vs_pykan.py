@@ -88,9 +88,15 @@ def build(lib: str, width: tuple[int, ...], grid: int, seed: int, ckpt_dir: str)
 
     with quiet():
         return PyKAN(
-            width=list(width), grid=grid, k=3, seed=seed, auto_save=False, save_act=False,
-            symbolic_enabled=False, ckpt_path=ckpt_dir,
-        )  # fmt: skip
+            width=list(width),
+            grid=grid,
+            k=3,
+            seed=seed,
+            auto_save=False,
+            save_act=False,
+            symbolic_enabled=False,
+            ckpt_path=ckpt_dir,
+        )
 
 
 def first_layer(model: Any) -> torch.nn.Module:
@@ -177,8 +183,17 @@ def summarize(settings: list[dict], results: dict) -> list[dict]:
                 w for w, bad in (("speed", ratio < TARGET_SPEEDUP), ("RMSE", not rmse_ok)) if bad
             ]
             verdict = f"no ({', '.join(why)})" if why else "yes"
-            rows.append(dict(setting=s, mode=mode, med=med, ratio=ratio, per_eval=per_eval,
-                             rmse_ok=rmse_ok, verdict=verdict))  # fmt: skip
+            rows.append(
+                dict(
+                    setting=s,
+                    mode=mode,
+                    med=med,
+                    ratio=ratio,
+                    per_eval=per_eval,
+                    rmse_ok=rmse_ok,
+                    verdict=verdict,
+                )
+            )
     return rows
 
 

@@ -54,8 +54,9 @@ DEFAULTS = PowerInfer2ClaimsConfig()
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--budgets", default="1,0.5,0.25,0.1", help="shares of the FFN bytes")
     p.add_argument("--prompts", type=int, default=DEFAULTS.prompts, help="validation code lines")
     p.add_argument("--prompt-len", type=int, default=DEFAULTS.prompt_len, help="bytes")
@@ -85,9 +86,15 @@ def get_model(args) -> tuple[Llama, str]:
     if args.model_dir:
         return Llama.from_pretrained(args.model_dir).eval(), f"loaded from {args.model_dir}"
     d = DEFAULTS
-    cfg = ReluModelConfig(dim=d.dim, n_layers=d.n_layers, n_heads=d.n_heads,
-                          ffn_hidden=d.ffn_hidden, steps=d.train_steps, batch_size=d.train_batch,
-                          seq_len=d.train_seq_len)  # fmt: skip
+    cfg = ReluModelConfig(
+        dim=d.dim,
+        n_layers=d.n_layers,
+        n_heads=d.n_heads,
+        ffn_hidden=d.ffn_hidden,
+        steps=d.train_steps,
+        batch_size=d.train_batch,
+        seq_len=d.train_seq_len,
+    )
     model, info = fit_relu_model(cfg, seed=args.seed, progress=True)
     return model, f"trained in {info['seconds']:.0f} s (val loss {info['val_loss']:.3f} nats/B)"
 
@@ -101,10 +108,16 @@ def get_folder(args, model: Llama) -> tuple[Path, str]:
             sys.exit(f"{folder} holds another model ({config}); remove it or pick another")
         note = f"engine folder {folder} (reused)"
     else:
-        ccfg = ConvertConfig(profile_batches=d.profile_batches, seq_len=d.train_seq_len,
-                             predictor_rank=d.predictor_rank, predictor_steps=d.predictor_steps,
-                             predictor_batches=d.predictor_batches, pos_weight=d.pos_weight,
-                             threshold=d.threshold, seed=args.seed)  # fmt: skip
+        ccfg = ConvertConfig(
+            profile_batches=d.profile_batches,
+            seq_len=d.train_seq_len,
+            predictor_rank=d.predictor_rank,
+            predictor_steps=d.predictor_steps,
+            predictor_batches=d.predictor_batches,
+            pos_weight=d.pos_weight,
+            threshold=d.threshold,
+            seed=args.seed,
+        )
         start = time.perf_counter()
         convert(None, folder, config=ccfg, model=model, progress=True)
         meta, _, _ = load_engine_folder(folder)
@@ -119,13 +132,19 @@ def measure(args, folder: Path, model: Llama) -> list[dict]:
     dense = InMemoryDense(model, threads=args.threads)
     rows = []
     for b in args.budgets:
-        kw = dict(memory_budget=b, hot_share=args.hot_share, io_threads=args.io_threads,
-                  max_gap=args.max_gap, threads=args.threads)  # fmt: skip
+        kw = dict(
+            memory_budget=b,
+            hot_share=args.hot_share,
+            io_threads=args.io_threads,
+            max_gap=args.max_gap,
+            threads=args.threads,
+        )
         runs = {"engine": PowerInferEngine.from_pretrained(folder, **kw)}
         if not args.no_sync:
             runs["sync"] = PowerInferEngine.from_pretrained(folder, pipeline=False, **kw)
-        runs["mmap"] = MmapDense(folder, memory_budget=b, file=folder / "bundles-mmap.bin",
-                                 threads=args.threads)  # fmt: skip
+        runs["mmap"] = MmapDense(
+            folder, memory_budget=b, file=folder / "bundles-mmap.bin", threads=args.threads
+        )
         runs["dense"] = dense
         cfg = argparse.Namespace(new_tokens=args.new_tokens, reps=args.reps)
         try:
@@ -134,8 +153,9 @@ def measure(args, folder: Path, model: Llama) -> list[dict]:
             for name, r in runs.items():
                 if name != "dense":
                     r.close()
-        same = all(torch.equal(a, d) for a, d in zip(outputs["mmap"], outputs["dense"],
-                                                      strict=True))  # fmt: skip
+        same = all(
+            torch.equal(a, d) for a, d in zip(outputs["mmap"], outputs["dense"], strict=True)
+        )
         rows.append(dict(budget=b, stats=stats, mmap_same=same))
     return rows
 
@@ -146,10 +166,22 @@ def med(stats: list[dict], key: str) -> float:
 
 def table(rows: list[dict], sync: bool) -> str:
     mib = 2**20
-    head = ["budget", "engine tok/s"] + (["engine sync tok/s"] if sync else []) + [
-        "mmap tok/s", "in-memory tok/s", "engine / mmap", "engine / in-memory",
-        "engine MiB/tok (kernel; requested)", "mmap MiB/tok (kernel)", "bytes engine / mmap",
-        "resident hit rate", "I/O wait share", "peak FFN MiB <= budget MiB"]  # fmt: skip
+    head = (
+        ["budget", "engine tok/s"]
+        + (["engine sync tok/s"] if sync else [])
+        + [
+            "mmap tok/s",
+            "in-memory tok/s",
+            "engine / mmap",
+            "engine / in-memory",
+            "engine MiB/tok (kernel; requested)",
+            "mmap MiB/tok (kernel)",
+            "bytes engine / mmap",
+            "resident hit rate",
+            "I/O wait share",
+            "peak FFN MiB <= budget MiB",
+        ]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         s = r["stats"]
@@ -168,12 +200,18 @@ def table(rows: list[dict], sync: bool) -> str:
         if sync:
             cells.append(f"{med(s['sync'], 'tokens_per_s'):.1f}")
         ok = "yes" if peak <= budget else "NO"
-        cells += [f"{mm:.1f}", f"{d:.1f}", f"{e / mm:.2f}x", f"{e / d:.2f}x",
-                  f"{eb / mib:.2f}; {med(s['engine'], 'bytes_read_per_token') / mib:.2f}",
-                  f"{mb / mib:.2f}", f"{eb / mb:.2f}" if mb else "-",
-                  f"{med(s['engine'], 'hit_rate'):.1%}",
-                  f"{med(s['engine'], 'io_wait_share'):.1%}",
-                  f"{peak / mib:.2f} <= {budget / mib:.2f} {ok}"]  # fmt: skip
+        cells += [
+            f"{mm:.1f}",
+            f"{d:.1f}",
+            f"{e / mm:.2f}x",
+            f"{e / d:.2f}x",
+            f"{eb / mib:.2f}; {med(s['engine'], 'bytes_read_per_token') / mib:.2f}",
+            f"{mb / mib:.2f}",
+            f"{eb / mb:.2f}" if mb else "-",
+            f"{med(s['engine'], 'hit_rate'):.1%}",
+            f"{med(s['engine'], 'io_wait_share'):.1%}",
+            f"{peak / mib:.2f} <= {budget / mib:.2f} {ok}",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -187,13 +225,19 @@ def main() -> None:
         rows = measure(args, folder, model)
     meta, config, _ = load_engine_folder(folder)
     ffn = 3 * config.dim * config.ffn_hidden * 4 * config.n_layers
-    print(f"\nmodel: dim {config.dim}, {config.n_layers} layers, ffn {config.ffn_hidden}; FFN "
-          f"{ffn / 2**20:.1f} MiB; {model_note}; {folder_note}")  # fmt: skip
-    print(f"sparsity per layer {[round(s, 3) for s in meta['sparsity']]}; predictor recall "
-          f"{[round(m['recall'], 3) for m in meta['predictor_metrics']]}")  # fmt: skip
-    print(f"torch {torch.__version__}, {platform.machine()}, torch threads {args.threads}, "
-          f"engine reader threads {args.io_threads}, max_gap {args.max_gap}; {args.prompts} "
-          f"prompts x {args.new_tokens} new tokens x {args.reps} reps\n")  # fmt: skip
+    print(
+        f"\nmodel: dim {config.dim}, {config.n_layers} layers, ffn {config.ffn_hidden}; FFN "
+        f"{ffn / 2**20:.1f} MiB; {model_note}; {folder_note}"
+    )
+    print(
+        f"sparsity per layer {[round(s, 3) for s in meta['sparsity']]}; predictor recall "
+        f"{[round(m['recall'], 3) for m in meta['predictor_metrics']]}"
+    )
+    print(
+        f"torch {torch.__version__}, {platform.machine()}, torch threads {args.threads}, "
+        f"engine reader threads {args.io_threads}, max_gap {args.max_gap}; {args.prompts} "
+        f"prompts x {args.new_tokens} new tokens x {args.reps} reps\n"
+    )
     print(table(rows, not args.no_sync))
     same = all(r["mmap_same"] for r in rows)
     print(f"\nmmap dense tokens == in-memory tokens at every budget: {'yes' if same else 'NO'}")

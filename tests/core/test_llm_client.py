@@ -118,8 +118,9 @@ def test_without_retries_a_500_is_one_line_naming_the_model(servers):
 
 
 def test_unreachable_endpoint():
-    spec = ModelSpec("far", f"http://127.0.0.1:{closed_port()}/v1", "m0", timeout=2.0,
-                     max_retries=0)  # fmt: skip
+    spec = ModelSpec(
+        "far", f"http://127.0.0.1:{closed_port()}/v1", "m0", timeout=2.0, max_retries=0
+    )
     c = LLMClient(LLMConfig({"far": spec}))
     t = time.perf_counter()
     with pytest.raises(EndpointError, match="unreachable") as e:
@@ -298,8 +299,9 @@ def test_right_key_works_and_is_never_written(servers, tmp_path, caplog, capsys)
         return {k: v for k, v in dataclasses.asdict(out).items() if k != "parsed"}
 
     with JsonlResults(tmp_path / "out.jsonl") as results:
-        done, failed = run(map_to_jsonl([{"id": 1, "q": "a"}, {"id": 2, "q": "b"}], fn, results,
-                                        progress=False))  # fmt: skip
+        done, failed = run(
+            map_to_jsonl([{"id": 1, "q": "a"}, {"id": 2, "q": "b"}], fn, results, progress=False)
+        )
     assert (done, failed) == (2, [])
     assert len(c.cache) == 2
     c.cache.close()
@@ -344,7 +346,11 @@ def test_load_config_merges_defaults(tmp_path):
     cfg = load_config(f)
     a, b = cfg.get("a"), cfg.get("b")
     assert (a.base_url, a.model, a.max_retries, a.price_input_per_1k) == (
-        "http://127.0.0.1:9/v1", "model-a", 1, 0.5)  # fmt: skip
+        "http://127.0.0.1:9/v1",
+        "model-a",
+        1,
+        0.5,
+    )
     assert a.capabilities == ("chat", "logprobs") and a.api_key() == "EMPTY"
     assert (b.base_url, b.max_retries, b.api_key_env) == ("https://example.invalid/v1", 5, "B_KEY")
     assert "a" in cfg and "c" not in cfg
@@ -361,13 +367,15 @@ def test_load_config_merges_defaults(tmp_path):
         ('[models.a]\nbase_url = "http://x/v1"\nmodel = "m"\ntimeout = true', "wrong type"),
         ('[models.a]\nmodel = "m"', "missing 'base_url'"),
         ('[models.a]\nbase_url = "ftp://x"\nmodel = "m"', "base_url must start"),
-        ('[models.a]\nbase_url = "http://x/v1"\nmodel = "m"\ncapabilities = ["vision"]',
-         "unknown capabilities"),
+        (
+            '[models.a]\nbase_url = "http://x/v1"\nmodel = "m"\ncapabilities = ["vision"]',
+            "unknown capabilities",
+        ),
         ('[defaults]\nbase_url = "http://x/v1"', "no models"),
         ("", "no models"),
-        ('[models]\na = 3', "must be a table"),
+        ("[models]\na = 3", "must be a table"),
     ],
-)  # fmt: skip
+)
 def test_bad_config_is_config_error_naming_the_file(tmp_path, text, match):
     f = tmp_path / "bad-llm.toml"
     f.write_text(text)

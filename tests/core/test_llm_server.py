@@ -82,9 +82,13 @@ def test_seed_makes_sampling_reproducible(sdk):
 
 def test_greedy_chat_logprob_is_max_of_top(sdk):
     r = sdk.chat.completions.create(
-        model="m0", messages=user("q"), max_tokens=6, temperature=0, logprobs=True,
+        model="m0",
+        messages=user("q"),
+        max_tokens=6,
+        temperature=0,
+        logprobs=True,
         top_logprobs=3,
-    )  # fmt: skip
+    )
     content = r.choices[0].logprobs.content
     assert len(content) == r.usage.completion_tokens > 0
     for entry in content:
@@ -98,9 +102,14 @@ def test_greedy_chat_logprob_is_max_of_top(sdk):
 def test_chat_logprobs_match_torch(sdk, m0):
     msgs = user("compare me")
     r = sdk.chat.completions.create(
-        model="m0", messages=msgs, max_tokens=8, temperature=1.0, seed=3, logprobs=True,
+        model="m0",
+        messages=msgs,
+        max_tokens=8,
+        temperature=1.0,
+        seed=3,
+        logprobs=True,
         top_logprobs=1,
-    )  # fmt: skip
+    )
     prompt = TOK.encode(render_chat(msgs), bos=True)
     generated = [token_id(e) for e in r.choices[0].logprobs.content]
     assert generated

@@ -249,8 +249,13 @@ def test_periodic_checkpoints_hold_model_optimizer_and_step(tmp_path):
             seen.append(load_checkpoint(path, make_model())["step"])
 
     model = make_model()
-    train(model, mse, regression_batch, quiet(steps=9, checkpoint_path=str(path),
-          checkpoint_every=4), on_step=on_step)  # fmt: skip
+    train(
+        model,
+        mse,
+        regression_batch,
+        quiet(steps=9, checkpoint_path=str(path), checkpoint_every=4),
+        on_step=on_step,
+    )
     assert sorted(set(seen)) == [4, 8]
     fresh = make_model(seed=5)
     opt = configure_optimizer(fresh, quiet())

@@ -122,9 +122,14 @@ def generate(
     model.eval()
     try:
         tokens = _decode(
-            model, input_ids, attention_mask, max_new_tokens, stop_tokens, pad_token_id,
+            model,
+            input_ids,
+            attention_mask,
+            max_new_tokens,
+            stop_tokens,
+            pad_token_id,
             dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator),
-        )  # fmt: skip
+        )
     finally:
         model.train(was_training)
     if not as_lists:

@@ -223,8 +223,10 @@ def _rng_state(device: str) -> dict[str, str]:
 
 
 def _set_rng_state(encoded: dict[str, str], device: str) -> None:
-    states = {k: torch.frombuffer(bytearray(base64.b64decode(v)), dtype=torch.uint8)
-              for k, v in encoded.items()}  # fmt: skip
+    states = {
+        k: torch.frombuffer(bytearray(base64.b64decode(v)), dtype=torch.uint8)
+        for k, v in encoded.items()
+    }
     torch.set_rng_state(states["cpu"])
     if "cuda" in states and device.startswith("cuda"):
         torch.cuda.set_rng_state(states["cuda"], device)
@@ -288,9 +290,13 @@ def train(
     model.train()
     done = start
     bar = tqdm(
-        total=cfg.steps, initial=start, desc=cfg.desc, leave=False, dynamic_ncols=True,
+        total=cfg.steps,
+        initial=start,
+        desc=cfg.desc,
+        leave=False,
+        dynamic_ncols=True,
         disable=not cfg.progress or rank != 0,
-    )  # fmt: skip
+    )
     try:
         for step in range(start, cfg.steps):
             lr = lr_at(step, cfg)

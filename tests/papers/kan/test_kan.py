@@ -83,9 +83,13 @@ def test_curve_to_coef_recovers_coefficients():
 def _layer(in_dim=3, out_dim=2, grid_size=5, seed=0) -> KANLayer:
     gen = torch.Generator().manual_seed(seed)
     return KANLayer(
-        in_dim=in_dim, out_dim=out_dim, grid_size=grid_size, noise_scale=0.5,
-        generator=gen, dtype=torch.float64,
-    )  # fmt: skip
+        in_dim=in_dim,
+        out_dim=out_dim,
+        grid_size=grid_size,
+        noise_scale=0.5,
+        generator=gen,
+        dtype=torch.float64,
+    )
 
 
 def test_forward_matches_slow_reference():

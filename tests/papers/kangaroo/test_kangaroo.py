@@ -34,8 +34,9 @@ def one_thread():
         yield
 
 
-def peaky_model(seed: int = 0, *, scale=8.0, deep_scale=4.0, exit_layer=EXIT, dtype=torch.float64,
-                **overrides) -> Llama:  # fmt: skip
+def peaky_model(
+    seed: int = 0, *, scale=8.0, deep_scale=4.0, exit_layer=EXIT, dtype=torch.float64, **overrides
+) -> Llama:
     """A random target with weights scaled up, so its distributions are peaky. The layers after
     the exit are scaled less, so the shallow draft agrees with the target often but not always."""
     torch.manual_seed(seed)
@@ -118,8 +119,9 @@ def test_greedy_with_stop_tokens(target, adapter, plain):
 
 @pytest.mark.parametrize("draft", ["adapter", "none"])
 def test_greedy_zero_one_and_full_budget(target, adapter, draft):
-    dec = KangarooDecoder(target, adapter if draft == "adapter" else None, exit_layer=EXIT,
-                          eta=0.0, gamma=6)  # fmt: skip
+    dec = KangarooDecoder(
+        target, adapter if draft == "adapter" else None, exit_layer=EXIT, eta=0.0, gamma=6
+    )
     prompt = PROMPTS[0]
     empty = dec.generate(prompt, max_new_tokens=0)
     assert empty.tokens == [] == generate(target, [prompt], max_new_tokens=0)[0]
@@ -205,9 +207,13 @@ def draft_logits_no_cache(model, adapter, tokens, exit_layer):
 
 @pytest.mark.parametrize(
     "draft, eta, gamma, temperature",
-    [("adapter", 0.0, 4, 0.0), ("adapter", 0.6, 6, 0.0), ("adapter", 0.0, 3, 1.0),
-     ("none", 0.0, 4, 0.0)],
-)  # fmt: skip
+    [
+        ("adapter", 0.0, 4, 0.0),
+        ("adapter", 0.6, 6, 0.0),
+        ("adapter", 0.0, 3, 1.0),
+        ("none", 0.0, 4, 0.0),
+    ],
+)
 def test_cached_draft_and_target_logits_equal_recompute(
     target, adapter, monkeypatch, draft, eta, gamma, temperature
 ):
@@ -379,8 +385,10 @@ def test_sampling_matches_exact_target_marginals(sampling_pair, warp, eta, gamma
 
     gen = torch.Generator().manual_seed(0)
     dec = KangarooDecoder(model, adapter, eta=eta, gamma=gamma)
-    results = [dec.generate(S_PROMPT, max_new_tokens=S_NEW, temperature=1.0, generator=gen,
-                            **warp) for _ in range(S_N)]  # fmt: skip
+    results = [
+        dec.generate(S_PROMPT, max_new_tokens=S_NEW, temperature=1.0, generator=gen, **warp)
+        for _ in range(S_N)
+    ]
     samples = torch.tensor([r.tokens for r in results])
     drafted, accepted = sum(r.drafted for r in results), sum(r.accepted for r in results)
     assert 0.2 * drafted < accepted < 0.95 * drafted  # the accept and the resample path both ran

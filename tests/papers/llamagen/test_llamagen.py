@@ -167,8 +167,9 @@ def test_cfg_scale_one_equals_conditional_sampling():
     model = small_generator()
     labels = torch.tensor([0, 1, 2, 3])
     cond, lc = sample(model, labels, cfg_scale=1.0, double_batch=False, seed=3, return_logits=True)
-    doubled, ld = sample(model, labels, cfg_scale=1.0, double_batch=True, seed=3,
-                         return_logits=True)  # fmt: skip
+    doubled, ld = sample(
+        model, labels, cfg_scale=1.0, double_batch=True, seed=3, return_logits=True
+    )
     assert torch.equal(cond, doubled)
     assert torch.allclose(lc, ld, atol=1e-5)
     guided = sample(model, labels, cfg_scale=4.0, seed=3)
@@ -251,8 +252,9 @@ def test_generator_save_load_round_trip(tmp_path):
     model.save_pretrained(tmp_path / "gen")
     loaded = LlamaGen.from_pretrained(tmp_path / "gen")
     labels = torch.tensor([0, 4])
-    assert torch.equal(sample(model, labels, cfg_scale=2.0, seed=1),
-                       sample(loaded, labels, cfg_scale=2.0, seed=1))  # fmt: skip
+    assert torch.equal(
+        sample(model, labels, cfg_scale=2.0, seed=1), sample(loaded, labels, cfg_scale=2.0, seed=1)
+    )
     with pytest.raises(ValueError, match="not a LlamaGen"):
         LlamaGen.from_pretrained(small_tokenizer().save_pretrained(tmp_path / "t.safetensors"))
 
@@ -262,8 +264,15 @@ def test_train_generator_learns_and_generate_images():
     torch.manual_seed(0)
     labels = torch.arange(4).repeat(16)
     codes = torch.randint(16, (4, 2, 2))[labels]
-    config = LlamaGenConfig(codebook_size=16, num_classes=4, grid_size=2, dim=32, n_layers=1,
-                            n_heads=2, class_dropout=0.0)  # fmt: skip
+    config = LlamaGenConfig(
+        codebook_size=16,
+        num_classes=4,
+        grid_size=2,
+        dim=32,
+        n_layers=1,
+        n_heads=2,
+        class_dropout=0.0,
+    )
     model, history = train_generator(None, codes, labels, config=config, steps=80, lr=1e-2)
     assert history["loss"][-1] < 0.2 * history["loss"][0]
     out = sample(model, torch.arange(4), temperature=0.0)

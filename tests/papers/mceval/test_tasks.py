@@ -114,8 +114,14 @@ def test_masking_reassembles_to_the_canonical_solution(language, kind):
 
 
 def test_mask_span_and_inline_backticks():
-    r = {"task": "completion_span", "prefix": "x = a ", "suffix": " b\n",
-         "task_id": "Python/9/span", "language": "python", "test": ""}  # fmt: skip
+    r = {
+        "task": "completion_span",
+        "prefix": "x = a ",
+        "suffix": " b\n",
+        "task_id": "Python/9/span",
+        "language": "python",
+        "test": "",
+    }
     assert tasks.code_of_answer(r, get_language("python"), "`+`") == "x = a + b\n"
     assert tasks.code_of_answer(r, get_language("python"), "```\n+\n```") == "x = a + b\n"
     assert tasks.code_of_answer(r, get_language("python"), "") == ""  # no code, no program
@@ -138,12 +144,16 @@ def test_reassembled_programs_pass_and_a_wrong_fill_fails():
 
 
 def test_samples_from_generation_answers():
-    rec = {"task_id": "Python/1", "test": "assert f() == 1\n", "raw_generation": [
-        fenced("def f():\n    return 1"),
-        "def f():\n    return 1\n",  # bare code
-        fenced("fn f() -> i32 { 1 }", "rust"),  # another language: no code
-        "",
-    ]}  # fmt: skip
+    rec = {
+        "task_id": "Python/1",
+        "test": "assert f() == 1\n",
+        "raw_generation": [
+            fenced("def f():\n    return 1"),
+            "def f():\n    return 1\n",  # bare code
+            fenced("fn f() -> i32 { 1 }", "rust"),  # another language: no code
+            "",
+        ],
+    }
     samples = samples_from_records([rec])
     assert [s.id for s in samples] == [f"Python/1#{i}" for i in range(4)]
     assert {s.language for s in samples} == {"python"} and samples[0].test == rec["test"]
@@ -159,16 +169,27 @@ def test_samples_from_generation_answers():
     ("record", "use_canonical", "message"),
     [
         ({"task_id": "Python/1", "raw_generation": ["x"]}, False, "'Python/1'.*no 'test'"),
-        ({"task_id": "Klingon/1", "test": "", "raw_generation": []}, False,
-         "Klingon/1.*unknown language"),
+        (
+            {"task_id": "Klingon/1", "test": "", "raw_generation": []},
+            False,
+            "Klingon/1.*unknown language",
+        ),
         ({"task_id": "Python/1", "test": ""}, False, "'Python/1'.*raw_generation"),
         ({"task_id": "Python/1", "test": ""}, True, "'Python/1'.*canonical_solution"),
-        ({"task_id": "Python/1/span", "task": "completion_span", "test": "", "raw_generation": []},
-         False, "prefix"),
+        (
+            {
+                "task_id": "Python/1/span",
+                "task": "completion_span",
+                "test": "",
+                "raw_generation": [],
+            },
+            False,
+            "prefix",
+        ),
         ({"task_id": "Python/1", "task": "poem", "test": "", "raw_generation": []}, False, "poem"),
         ({"test": "", "raw_generation": []}, False, "#1.*task_id"),
     ],
-)  # fmt: skip
+)
 def test_malformed_record_is_one_user_error(record, use_canonical, message):
     with pytest.raises(UserError, match=message):
         samples_from_records([record], use_canonical=use_canonical)
@@ -180,8 +201,9 @@ def test_malformed_record_is_one_user_error(record, use_canonical, message):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     torch.manual_seed(0)
-    model = Llama(LlamaConfig(vocab_size=259, dim=32, n_layers=1, n_heads=2, max_seq_len=1536,
-                              multiple_of=32))  # fmt: skip
+    model = Llama(
+        LlamaConfig(vocab_size=259, dim=32, n_layers=1, n_heads=2, max_seq_len=1536, multiple_of=32)
+    )
     path = save_chat_model(model, tmp_path_factory.mktemp("mceval-tiny") / "coder", "coder")
     with LocalServer([path]) as srv:
         yield srv
@@ -239,8 +261,9 @@ def test_generate_file_writes_as_it_goes_and_resumes(server, tmp_path):
     client = LLMClient(server.config())
 
     def run(**kw):
-        return asyncio.run(generate_file(client, "coder", src, dst, max_tokens=4,
-                                         progress=False, **kw))  # fmt: skip
+        return asyncio.run(
+            generate_file(client, "coder", src, dst, max_tokens=4, progress=False, **kw)
+        )
 
     first = run()
     assert sorted(r["task_id"] for r in first) == sorted(r["task_id"] for r in records)

@@ -98,8 +98,14 @@ def test_cached_forward_of_all_heads_equals_full_forward():
     x = torch.randint(0, 16, (2, 12))
     cache = model.new_cache(batch_size=2, max_len=4)  # grows
     with torch.no_grad():
-        steps = torch.cat([model(x[:, :5], cache=cache), model(x[:, 5:6], cache=cache),
-                           model(x[:, 6:], cache=cache)], dim=1)  # fmt: skip
+        steps = torch.cat(
+            [
+                model(x[:, :5], cache=cache),
+                model(x[:, 5:6], cache=cache),
+                model(x[:, 6:], cache=cache),
+            ],
+            dim=1,
+        )
         torch.testing.assert_close(steps, model(x), atol=1e-5, rtol=0)
     assert {cache.seq_len(i) for i in range(SMALL["n_layers"])} == {12}
 

@@ -62,8 +62,10 @@ def test_criteria_can_fail_and_hold():
     assert judge("pixel_permutation", drop_vit_p2=0.05, drop_vit_p4=0.01, **perm) == (
         "inconclusive"
     )
-    assert judge("pixel_permutation", **(perm | dict(drop_pit=0.05)), drop_vit_p2=0.1,
-                 drop_vit_p4=0.1) == "fails"  # fmt: skip
+    assert (
+        judge("pixel_permutation", **(perm | dict(drop_pit=0.05)), drop_vit_p2=0.1, drop_vit_p4=0.1)
+        == "fails"
+    )
     assert judge("position_embedding", learned_minus_sincos=0.01, learned_sincos_band=0.02) == (
         "holds"
     )

@@ -17,8 +17,17 @@ def one_thread():
 
 def small_mae(**kw) -> MAE:
     torch.manual_seed(0)
-    args = dict(image_size=8, patch_size=1, in_channels=3, dim=16, depth=1, n_heads=2,
-                decoder_dim=16, decoder_depth=1, decoder_heads=2)  # fmt: skip
+    args = dict(
+        image_size=8,
+        patch_size=1,
+        in_channels=3,
+        dim=16,
+        depth=1,
+        n_heads=2,
+        decoder_dim=16,
+        decoder_depth=1,
+        decoder_heads=2,
+    )
     return MAE(**(args | kw))
 
 
@@ -80,8 +89,9 @@ def test_classifier_carries_the_encoder_weights():
     mae = small_mae()
     clf = classifier_from_mae(mae, num_classes=7)
     assert torch.equal(clf.pos_embed, mae.encoder.pos_embed)
-    assert torch.equal(clf.transformer.blocks[0].attn.qkv.weight,
-                       mae.encoder.transformer.blocks[0].attn.qkv.weight)  # fmt: skip
+    assert torch.equal(
+        clf.transformer.blocks[0].attn.qkv.weight, mae.encoder.transformer.blocks[0].attn.qkv.weight
+    )
     assert clf.head.out_features == 7 and clf(images()).shape == (3, 7)
 
 

@@ -39,8 +39,9 @@ def test_permute_pixels_moves_whole_pixels_and_is_invertible():
 @pytest.mark.parametrize("channels", [1, 3])
 def test_pit_is_equivariant_to_a_pixel_permutation_with_its_positions(channels: int):
     torch.manual_seed(0)
-    pit = pixel_transformer(image_size=8, in_channels=channels, num_classes=5, dim=16,
-                            depth=2, n_heads=2).eval()  # fmt: skip
+    pit = pixel_transformer(
+        image_size=8, in_channels=channels, num_classes=5, dim=16, depth=2, n_heads=2
+    ).eval()
     with torch.no_grad():  # weights far from the (tiny) init: the logits depend on the input
         for param in pit.parameters():
             param.normal_(0, 0.5)
@@ -56,11 +57,14 @@ def test_pit_is_equivariant_to_a_pixel_permutation_with_its_positions(channels: 
 
 def test_permute_positions_rejects_models_without_learned_pixel_positions():
     with pytest.raises(ValueError, match="learned positions"):
-        permute_positions(pixel_transformer(image_size=8, in_channels=1, num_classes=2,
-                                            pos_embed="sincos"), torch.arange(64))  # fmt: skip
+        permute_positions(
+            pixel_transformer(image_size=8, in_channels=1, num_classes=2, pos_embed="sincos"),
+            torch.arange(64),
+        )
     with pytest.raises(ValueError, match="patch size 1"):
-        permute_positions(patch_vit(image_size=8, patch_size=2, in_channels=1, num_classes=2),
-                          torch.arange(16))  # fmt: skip
+        permute_positions(
+            patch_vit(image_size=8, patch_size=2, in_channels=1, num_classes=2), torch.arange(16)
+        )
 
 
 def loop_reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, p: int):

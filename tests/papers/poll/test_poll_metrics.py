@@ -107,10 +107,17 @@ def test_self_preference_bias_by_hand():
     # judge family "x". Wrong answers from x: 3, passed 2 (2/3); from others: 4, passed 1 (1/4).
     # Right answers never count, whatever the judge says about them.
     rows = [
-        ("x", False, True), ("x", False, True), ("x", False, False),
-        ("y", False, True), ("y", False, False), ("z", False, None), ("z", False, False),
-        ("x", True, True), ("y", True, False), ("z", True, True),
-    ]  # fmt: skip
+        ("x", False, True),
+        ("x", False, True),
+        ("x", False, False),
+        ("y", False, True),
+        ("y", False, False),
+        ("z", False, None),
+        ("z", False, False),
+        ("x", True, True),
+        ("y", True, False),
+        ("z", True, True),
+    ]
     family, labels, verdicts = map(list, zip(*rows, strict=True))
     bias = self_preference_bias(verdicts, labels, family, "x")
     assert bias == pytest.approx(2 / 3 - 1 / 4)

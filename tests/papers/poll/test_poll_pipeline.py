@@ -21,14 +21,32 @@ from paperlab.papers.poll.poll import PanelOfJudges, average_pool
 
 JUDGES = ["j0", "j1", "j2"]
 ITEMS = [
-    {"id": "q1", "question": "2+2?", "answer": "4", "reference": "4", "label": True,
-     "system": "alpha"},
-    {"id": "q2", "question": "3+3?", "answer": "7", "reference": "6", "label": False,
-     "system": "alpha"},
-    {"id": "q3", "question": "Capital of France?", "answer": "Paris", "reference": "Paris",
-     "label": True, "system": "beta"},
+    {
+        "id": "q1",
+        "question": "2+2?",
+        "answer": "4",
+        "reference": "4",
+        "label": True,
+        "system": "alpha",
+    },
+    {
+        "id": "q2",
+        "question": "3+3?",
+        "answer": "7",
+        "reference": "6",
+        "label": False,
+        "system": "alpha",
+    },
+    {
+        "id": "q3",
+        "question": "Capital of France?",
+        "answer": "Paris",
+        "reference": "Paris",
+        "label": True,
+        "system": "beta",
+    },
     {"question": "1+1?", "answer": "3", "label": False, "system": "beta"},
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +55,11 @@ def server(tmp_path_factory):
     dirs = []
     for seed, name in enumerate(JUDGES):
         torch.manual_seed(seed)
-        model = Llama(LlamaConfig(vocab_size=259, dim=32, n_layers=1, n_heads=2,
-                                  max_seq_len=384, multiple_of=32))  # fmt: skip
+        model = Llama(
+            LlamaConfig(
+                vocab_size=259, dim=32, n_layers=1, n_heads=2, max_seq_len=384, multiple_of=32
+            )
+        )
         dirs.append(save_chat_model(model, root / name, name))
     with LocalServer(dirs) as srv:
         yield srv
@@ -74,10 +95,12 @@ def test_panel_over_http_random_judges_abstain(server):
     async def go():
         try:
             return await asyncio.gather(
-                *(panel.judge_qa(it["question"], it["answer"], it.get("reference"))
-                  for it in ITEMS[:2]),
+                *(
+                    panel.judge_qa(it["question"], it["answer"], it.get("reference"))
+                    for it in ITEMS[:2]
+                ),
                 panel.score("2+2?", "4"),
-            )  # fmt: skip
+            )
         finally:
             await client.aclose()
 
@@ -134,8 +157,16 @@ def test_panel_pools_parsed_votes_and_scores():
 
 def test_cli_judge_end_to_end_and_resume(inputs, config_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PAPERLAB_CACHE_DIR", str(tmp_path / "cache"))
-    argv = ["poll", "judge", str(inputs), "--jury", "j0,j1,j2", "--config", str(config_file),
-            "--no-progress"]  # fmt: skip
+    argv = [
+        "poll",
+        "judge",
+        str(inputs),
+        "--jury",
+        "j0,j1,j2",
+        "--config",
+        str(config_file),
+        "--no-progress",
+    ]
     start = time.perf_counter()
     assert cli.run(parse_args(argv)) == 0
     first = time.perf_counter() - start
@@ -173,11 +204,26 @@ def test_cli_judge_end_to_end_and_resume(inputs, config_file, tmp_path, monkeypa
 def test_cli_score_mode_without_cache(inputs, config_file, tmp_path, capsys):
     items = [{**it, "label": i + 1} for i, it in enumerate(ITEMS)]
     inputs.write_text("".join(json.dumps(it) + "\n" for it in items))
-    argv = ["poll", "judge", str(inputs), "--jury", "j0,j2", "--config", str(config_file),
-            "--mode", "score", "--no-cache", "--no-progress", "--concurrency", "2"]  # fmt: skip
+    argv = [
+        "poll",
+        "judge",
+        str(inputs),
+        "--jury",
+        "j0,j2",
+        "--config",
+        str(config_file),
+        "--mode",
+        "score",
+        "--no-cache",
+        "--no-progress",
+        "--concurrency",
+        "2",
+    ]
     assert cli.run(parse_args(argv)) == 0
-    records = [json.loads(line) for line in
-               (tmp_path / "answers.poll-score.jsonl").read_text().splitlines()]  # fmt: skip
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "answers.poll-score.jsonl").read_text().splitlines()
+    ]
     assert len(records) == 4 and all(set(r["scores"]) == {"j0", "j2"} for r in records)
     assert "per system (mean score; abstentions skipped)" in capsys.readouterr().out
     # resuming the score run with another jury would mix two juries in one file
@@ -186,8 +232,16 @@ def test_cli_score_mode_without_cache(inputs, config_file, tmp_path, capsys):
 
 
 def test_cli_unknown_judge_is_a_user_error(inputs, config_file, tmp_path):
-    argv = ["poll", "judge", str(inputs), "--jury", "j0,nope", "--config", str(config_file),
-            "--no-cache"]  # fmt: skip
+    argv = [
+        "poll",
+        "judge",
+        str(inputs),
+        "--jury",
+        "j0,nope",
+        "--config",
+        str(config_file),
+        "--no-cache",
+    ]
     with pytest.raises(UserError, match="no model named 'nope'"):
         cli.run(parse_args(argv))
     assert not (tmp_path / "answers.poll.jsonl").exists()  # nothing written

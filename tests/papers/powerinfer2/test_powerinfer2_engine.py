@@ -42,8 +42,9 @@ def one_thread():
 def relu_model(seed: int = 0, *, shift: float = -0.01) -> Llama:
     """A random ReGLU Llama; ``shift`` lowers the gate weights so fewer neurons fire."""
     torch.manual_seed(seed)
-    cfg = LlamaConfig(dim=DIM, n_layers=LAYERS, n_heads=4, ffn_hidden=FFN, hidden_act="relu",
-                      max_seq_len=128)  # fmt: skip
+    cfg = LlamaConfig(
+        dim=DIM, n_layers=LAYERS, n_heads=4, ffn_hidden=FFN, hidden_act="relu", max_seq_len=128
+    )
     model = Llama(cfg).eval()
     with torch.no_grad():
         for layer in model.layers:
@@ -68,9 +69,15 @@ def engine_for(model, path, order, share: float, **kw) -> PowerInferEngine:
     bundles = BundleFile(path / FILES["bundles"])
     budget = parse_budget(share, bundles.ffn_bytes)
     hot = [o[: int(FFN * share / 2)] for o in order]
-    return PowerInferEngine(config=model.config, state=non_ffn_state(model), bundles=bundles,
-                            hot=hot, budget_bytes=budget, predictors=oracle_predictors(model),
-                            **kw)  # fmt: skip
+    return PowerInferEngine(
+        config=model.config,
+        state=non_ffn_state(model),
+        bundles=bundles,
+        hot=hot,
+        budget_bytes=budget,
+        predictors=oracle_predictors(model),
+        **kw,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,9 +165,16 @@ def test_missing_bundle_file_says_how_to_make_one(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "value,expected",
-    [("25%", 250), (0.1, 100), ("0.5", 500), (300, 300), ("2KB", 2000), ("1KiB", 1024),
-     ("100%", 1000)],
-)  # fmt: skip
+    [
+        ("25%", 250),
+        (0.1, 100),
+        ("0.5", 500),
+        (300, 300),
+        ("2KB", 2000),
+        ("1KiB", 1024),
+        ("100%", 1000),
+    ],
+)
 def test_parse_budget(value, expected):
     assert parse_budget(value, 1000) == expected
 
@@ -175,8 +189,9 @@ def test_bad_budget_is_one_line_value_error(value):
 def test_cache_stays_within_capacity_evicts_lru_and_pins_hot():
     bundle = 3 * 4 * 4
     hot = [torch.tensor([0, 1]), torch.tensor([7])]
-    cache = NeuronCache(capacity_bytes=10 * bundle, bundle_bytes=bundle, dim=4, ffn_hidden=16,
-                        hot=hot)  # fmt: skip
+    cache = NeuronCache(
+        capacity_bytes=10 * bundle, bundle_bytes=bundle, dim=4, ffn_hidden=16, hot=hot
+    )
     assert cache.n_slots == 7 and cache.allocated_bytes <= cache.capacity_bytes
     g = torch.Generator().manual_seed(0)
     for _ in range(300):  # a random access stream over both layers
@@ -196,8 +211,13 @@ def test_cache_stays_within_capacity_evicts_lru_and_pins_hot():
             assert (cache.slot_of[0, hot[0]] < 0).all() and (cache.slot_of[1, hot[1]] < 0).all()
             assert layer_hot is not None
     # LRU order: after touching some, the next admissions evict the least recently used
-    cache = NeuronCache(capacity_bytes=3 * bundle, bundle_bytes=bundle, dim=4, ffn_hidden=16,
-                        hot=[torch.tensor([], dtype=torch.long)])  # fmt: skip
+    cache = NeuronCache(
+        capacity_bytes=3 * bundle,
+        bundle_bytes=bundle,
+        dim=4,
+        ffn_hidden=16,
+        hot=[torch.tensor([], dtype=torch.long)],
+    )
     for n in (2, 3, 4):
         cache.begin_step()
         cache.admit(0, torch.tensor([n]))
@@ -348,15 +368,40 @@ def test_cli_convert_plan_generate(tmp_path: Path, capsys):
     model = relu_model(shift=-0.02)
     model.save_pretrained(tmp_path / "model")
     out = tmp_path / "engine"
-    assert cli("convert", str(tmp_path / "model"), str(out), "--profile-batches", "1",
-               "--predictor-steps", "5", "--predictor-rank", "4", "--no-progress") == 0  # fmt: skip
+    assert (
+        cli(
+            "convert",
+            str(tmp_path / "model"),
+            str(out),
+            "--profile-batches",
+            "1",
+            "--predictor-steps",
+            "5",
+            "--predictor-rank",
+            "4",
+            "--no-progress",
+        )
+        == 0
+    )
     assert {FILES[k] for k in FILES} <= {p.name for p in out.iterdir()}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
     assert cli("plan", str(out), "--memory-budget", "30%") == 0
     plan = json.loads((out / "plan.json").read_text())
     assert plan["hot_bytes"] <= 0.5 * plan["budget_bytes"] and len(plan["hot"]) == LAYERS
-    assert cli("generate", str(out), "--prompt", "def f(", "--memory-budget", "30%",
-               "--max-new-tokens", "8", "--stats") == 0  # fmt: skip
+    assert (
+        cli(
+            "generate",
+            str(out),
+            "--prompt",
+            "def f(",
+            "--memory-budget",
+            "30%",
+            "--max-new-tokens",
+            "8",
+            "--stats",
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "def f(" in printed and "tokens/s" in printed and "peak FFN resident" in printed
     for argv, words in [
@@ -396,8 +441,9 @@ def test_tiny_claims_run_end_to_end(tmp_path: Path):
     from paperlab.runner import plan_run, run_plans
 
     plans = plan_run(["powerinfer2"], scale="tiny")
-    results, errors, interrupted = run_plans(plans, scale="tiny", seed=0, device="cpu",
-                                             out=tmp_path, progress=False)  # fmt: skip
+    results, errors, interrupted = run_plans(
+        plans, scale="tiny", seed=0, device="cpu", out=tmp_path, progress=False
+    )
     assert not errors and not interrupted
     assert [r.claim_id for r in results] == [c.id for c in PAPER.claims]
     for r in results:
@@ -405,8 +451,9 @@ def test_tiny_claims_run_end_to_end(tmp_path: Path):
         assert PAPER.claim(r.claim_id).criterion.judge(r.measured)[0] == r.verdict
     m = {r.claim_id: r.measured for r in results}
     speed = m["decode_speed"]
-    assert speed["budget_ok"] == 1.0 and all(speed[f"mmap_same_tokens_{t}"] == 1.0
-                                              for t in ("100", "50", "25", "10"))  # fmt: skip
+    assert speed["budget_ok"] == 1.0 and all(
+        speed[f"mmap_same_tokens_{t}"] == 1.0 for t in ("100", "50", "25", "10")
+    )
     assert speed["engine_tps_10"] > 0 and speed["dense_tps"] > 0
     assert 0 <= m["agreement"]["top1_agreement"] <= 1
     assert results[2].artifacts  # the tokens/s-vs-budget plot

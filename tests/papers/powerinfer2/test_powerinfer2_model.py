@@ -102,8 +102,9 @@ def brute_force_counts(model: Llama, ids: torch.Tensor) -> list[list[int]]:
             attn = layer.self_attn(layer.input_layernorm(h), cos, sin, None, True)
             x = layer.post_attention_layernorm(h + attn).reshape(-1, h.shape[-1])
             w = layer.mlp.gate_proj.weight
-            counts.append([sum(float(w[i] @ x[t]) > 0 for t in range(len(x)))
-                           for i in range(w.shape[0])])  # fmt: skip
+            counts.append(
+                [sum(float(w[i] @ x[t]) > 0 for t in range(len(x))) for i in range(w.shape[0])]
+            )
             h = layer(h, cos, sin, None, True)
     return counts
 
@@ -179,8 +180,9 @@ def test_predictor_metrics_by_hand():
     active = torch.tensor([[True, False, True, False]])
     predicted = torch.tensor([[True, True, False, False]])
     m = predictor_metrics(FixedPredictor(predicted), torch.zeros(1, 2), active)
-    assert m == pytest.approx(dict(recall=0.5, precision=0.5, predicted_share=0.5,
-                                   true_share=0.5, accuracy=0.5))  # fmt: skip
+    assert m == pytest.approx(
+        dict(recall=0.5, precision=0.5, predicted_share=0.5, true_share=0.5, accuracy=0.5)
+    )
     everything = predictor_metrics(FixedPredictor(torch.ones(1, 4, dtype=torch.bool)), None, active)
     assert everything["recall"] == 1.0 and everything["precision"] == 0.5
 
@@ -224,16 +226,19 @@ def test_predictors_save_load_round_trip(tmp_path):
 
 def brute_force_best(counts: list[torch.Tensor], k: int) -> int:
     flat = torch.cat(counts).tolist()
-    return max(sum(c) for size in range(min(k, len(flat)) + 1)
-               for c in itertools.combinations(flat, size))  # fmt: skip
+    return max(
+        sum(c) for size in range(min(k, len(flat)) + 1) for c in itertools.combinations(flat, size)
+    )
 
 
 def test_greedy_plan_is_optimal_and_respects_the_budget():
     rng = random.Random(0)
     for _ in range(40):
         n_layers, width = rng.randint(1, 3), rng.randint(1, 5)
-        counts = [torch.tensor([rng.choice([0, 1, 2, 3, 5, 8, 8, 20]) for _ in range(width)])
-                  for _ in range(n_layers)]  # fmt: skip
+        counts = [
+            torch.tensor([rng.choice([0, 1, 2, 3, 5, 8, 8, 20]) for _ in range(width)])
+            for _ in range(n_layers)
+        ]
         prof = ActivationProfile(counts=counts, n_tokens=20)
         bundle, budget = rng.randint(1, 64), rng.randint(1, 600)
         share = rng.choice([0.0, 0.25, 0.5, 1.0])
@@ -250,8 +255,9 @@ def test_greedy_plan_is_optimal_and_respects_the_budget():
 
 
 def test_plan_covered_shares_and_hot_first_order():
-    prof = ActivationProfile(counts=[torch.tensor([1, 9, 0, 5]), torch.tensor([8, 0, 2, 2])],
-                             n_tokens=10)  # fmt: skip
+    prof = ActivationProfile(
+        counts=[torch.tensor([1, 9, 0, 5]), torch.tensor([8, 0, 2, 2])], n_tokens=10
+    )
     plan = plan_hot_neurons(prof, budget_bytes=600, bundle_bytes=100, hot_share=0.5)
     assert [h.tolist() for h in plan.hot] == [[1, 3], [0]]  # 9, 8, 5 of 9, 8, 5, 2, 2, 1
     assert plan.covered == pytest.approx([14 / 15, 8 / 12])
@@ -269,15 +275,17 @@ def test_plan_covered_shares_and_hot_first_order():
         dict(budget_bytes=1.5),
         dict(bundle_bytes=0),
         dict(hot_share=1.5),
-    ],  # fmt: skip
+    ],
 )
 def test_planner_rejects_bad_input(kwargs):
     prof = ActivationProfile(counts=[torch.tensor([1, 2])], n_tokens=2)
     args = {**dict(budget_bytes=100, bundle_bytes=10), **kwargs}
     with pytest.raises(ValueError, match="plan_hot_neurons"):
         plan_hot_neurons(prof, **args)
-    for bad in ({"hot": [[2, 1]], "hot_bytes": 1, "cold_cache_bytes": 0, "covered": [1.0]},
-                {"hot": [[1]]}):  # fmt: skip
+    for bad in (
+        {"hot": [[2, 1]], "hot_bytes": 1, "cold_cache_bytes": 0, "covered": [1.0]},
+        {"hot": [[1]]},
+    ):
         with pytest.raises(ValueError, match="Plan.from_json"):
             Plan.from_json(bad)
 
@@ -300,6 +308,12 @@ def test_default_model_is_sparse_and_predictable():
     prof = profile_activations(model, (val(i) for i in range(8)))
     assert sum(prof.sparsity()) / len(prof.sparsity()) > 0.6
     train = text_batches(128, split="train", seed=1, batch_size=16)
-    _, metrics = train_predictors(model, [train(i) for i in range(8)], rank=64, steps=300,
-                                  lr=3e-3, val_batches=[val(i) for i in range(4)])  # fmt: skip
+    _, metrics = train_predictors(
+        model,
+        [train(i) for i in range(8)],
+        rank=64,
+        steps=300,
+        lr=3e-3,
+        val_batches=[val(i) for i in range(4)],
+    )
     assert min(m["recall"] for m in metrics) > 0.7

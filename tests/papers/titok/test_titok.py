@@ -39,8 +39,16 @@ def one_thread():
         yield
 
 
-SMALL = dict(image_size=8, channels=3, width=32, enc_depth=1, dec_depth=1, n_heads=2,
-             codebook_size=16, code_dim=4)  # fmt: skip
+SMALL = dict(
+    image_size=8,
+    channels=3,
+    width=32,
+    enc_depth=1,
+    dec_depth=1,
+    n_heads=2,
+    codebook_size=16,
+    code_dim=4,
+)
 
 
 def images(n: int = 5, size: int = 8, seed: int = 0) -> torch.Tensor:
@@ -181,8 +189,13 @@ def test_sampler_leaves_exactly_the_scheduled_number_masked(schedule: str):
     model = small_maskgit()
     trace: list[torch.Tensor] = []
     labels = torch.tensor([0, 1, 2, 1])
-    ids = model.generate(labels, num_steps=6, schedule=schedule, trace=trace,
-                         generator=torch.Generator().manual_seed(0))  # fmt: skip
+    ids = model.generate(
+        labels,
+        num_steps=6,
+        schedule=schedule,
+        trace=trace,
+        generator=torch.Generator().manual_seed(0),
+    )
     expected = mask_counts(12, 6, schedule)
     masked = [(t == model.mask_token_id).sum(dim=1).tolist() for t in trace]
     assert masked == [[c] * 4 for c in expected]
@@ -196,8 +209,9 @@ def test_cfg_scale_one_equals_the_conditional_sampler():
     model = small_maskgit()
     labels = torch.tensor([0, 2, 1])
     plain = model.generate(labels, generator=torch.Generator().manual_seed(3))
-    guided = model.generate(labels, cfg_scale=1.0, cfg_schedule="constant",
-                            generator=torch.Generator().manual_seed(3))  # fmt: skip
+    guided = model.generate(
+        labels, cfg_scale=1.0, cfg_schedule="constant", generator=torch.Generator().manual_seed(3)
+    )
     assert torch.equal(plain, guided)
     ids = torch.randint(0, 11, (3, 12), generator=torch.Generator().manual_seed(0))
     conditional = model._logits(ids, labels, None)
@@ -216,8 +230,9 @@ def test_masked_token_loss_matches_cross_entropy_with_label_smoothing():
     ours = masked_token_loss(logits, targets, mask, label_smoothing=0.1, unmasked_weight=0.0)
     ref = F.cross_entropy(logits[mask], targets[mask], label_smoothing=0.1)
     assert torch.allclose(ours, ref, atol=1e-6)
-    per = F.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1), label_smoothing=0.1,
-                          reduction="none").view(4, 9)  # fmt: skip
+    per = F.cross_entropy(
+        logits.reshape(-1, 11), targets.reshape(-1), label_smoothing=0.1, reduction="none"
+    ).view(4, 9)
     w = mask.float() + 0.1 * (~mask).float()
     weighted = masked_token_loss(logits, targets, mask)  # TiTok: 0.1 on unmasked tokens
     assert torch.allclose(weighted, (per * w).sum() / w.sum(), atol=1e-6)

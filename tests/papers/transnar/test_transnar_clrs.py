@@ -94,16 +94,17 @@ def test_dijkstra_parents_form_a_shortest_path_tree_of_heapq_dijkstra():
 
 
 def test_official_layout_on_hand_written_examples():
-    x = Instance("insertion_sort", {"key": (0.549, 0.715, 0.603, 0.545, 0.424)},
-                 {"pred": (3, 2, 0, 4, 4)})  # fmt: skip
+    x = Instance(
+        "insertion_sort", {"key": (0.549, 0.715, 0.603, 0.545, 0.424)}, {"pred": (3, 2, 0, 4, 4)}
+    )
     assert format_example(x) == (
         "insertion_sort:\nkey: [0.549 0.715 0.603 0.545 0.424]\npred:\n",
         "[0.424 0.545 0.549 0.603 0.715]\n\n",
     )
-    y = Instance("bfs", {"s": 0, "A": ((0.0, 1.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0))},
-                 {"pi": (0, 0, 1)})  # fmt: skip
-    assert format_example(y) == ("bfs:\ns: 0, A: [[0 1 0], [1 0 1], [0 1 1]]\npi:\n",
-                                 "[0 0 1]\n\n")  # fmt: skip
+    y = Instance(
+        "bfs", {"s": 0, "A": ((0.0, 1.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0))}, {"pi": (0, 0, 1)}
+    )
+    assert format_example(y) == ("bfs:\ns: 0, A: [[0 1 0], [1 0 1], [0 1 1]]\npi:\n", "[0 0 1]\n\n")
     z = Instance("minimum", {"key": (0.5, 0.04, 0.3)}, {"min": 1})
     assert format_example(z) == ("minimum:\nkey: [0.5 0.04 0.3]\nmin:\n", "1\n\n")
 

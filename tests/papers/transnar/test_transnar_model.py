@@ -38,8 +38,9 @@ def one_thread():
         yield
 
 
-CONFIG = LlamaConfig(vocab_size=VOCAB_SIZE, dim=32, n_layers=2, n_heads=2, ffn_hidden=64,
-                     max_seq_len=512)  # fmt: skip
+CONFIG = LlamaConfig(
+    vocab_size=VOCAB_SIZE, dim=32, n_layers=2, n_heads=2, ffn_hidden=64, max_seq_len=512
+)
 
 
 def pair(seed: int = 0) -> tuple[TextDecoder, TextDecoder]:
@@ -142,8 +143,9 @@ def test_cached_greedy_decoding_equals_recompute(cross_attention: bool):
                 block.attn_gate.fill_(1.0)
     prompt = encode("bfs:\ns: 0, A: [[0 1], [1 0]]\npi:\n")
     nodes, mask = torch.randn(1, 2, 16), torch.ones(1, 2, dtype=torch.bool)
-    got = greedy_decode(model, [prompt], max_new_tokens=6, nodes=nodes, node_mask=mask,
-                        randomized=False)[0]  # fmt: skip
+    got = greedy_decode(
+        model, [prompt], max_new_tokens=6, nodes=nodes, node_mask=mask, randomized=False
+    )[0]
     seq = list(prompt)
     for _ in range(len(got)):  # no cache: the whole sequence every step
         ids = torch.tensor([seq])

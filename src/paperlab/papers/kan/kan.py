@@ -214,10 +214,16 @@ class KAN(nn.Module):
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = dict(
-            grid_size=grid_size, spline_order=spline_order, grid_range=tuple(grid_range),
-            noise_scale=noise_scale, base_scale=base_scale, spline_scale=spline_scale,
-            grid_eps=grid_eps, seed=seed, dtype=dtype,
-        )  # fmt: skip
+            grid_size=grid_size,
+            spline_order=spline_order,
+            grid_range=tuple(grid_range),
+            noise_scale=noise_scale,
+            base_scale=base_scale,
+            spline_scale=spline_scale,
+            grid_eps=grid_eps,
+            seed=seed,
+            dtype=dtype,
+        )
         gen = torch.Generator().manual_seed(seed)  # local: global RNG state untouched
         layer_kw = {k: v for k, v in self.config.items() if k != "seed"}
         self.layers = nn.ModuleList(
@@ -436,9 +442,13 @@ class KAN(nn.Module):
         params = self._trainable()
         if opt == "LBFGS":
             return torch.optim.LBFGS(
-                params, lr=1.0 if lr is None else lr, history_size=10,
-                line_search_fn="strong_wolfe", tolerance_grad=1e-32, tolerance_change=1e-32,
-            )  # fmt: skip
+                params,
+                lr=1.0 if lr is None else lr,
+                history_size=10,
+                line_search_fn="strong_wolfe",
+                tolerance_grad=1e-32,
+                tolerance_change=1e-32,
+            )
         if opt == "Adam":
             return torch.optim.Adam(params, lr=1e-2 if lr is None else lr)
         raise ValueError(f"opt must be 'LBFGS' or 'Adam', got {opt!r}")

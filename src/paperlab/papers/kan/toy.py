@@ -50,10 +50,20 @@ def toy_functions(high_dim: int = 100) -> dict[str, ToyFunction]:
         ToyFunction("j0", "J0(20x)", 1, (1, 1), _j0),
         ToyFunction("exp_sin", "exp(sin(pi x) + y^2)", 2, (2, 1, 1), _exp_sin),
         ToyFunction("xy", "x y", 2, (2, 2, 1), _xy),
-        ToyFunction("exp_mean_sin2", f"exp(mean_i sin^2(pi x_i / 2)), {high_dim} vars",
-                    high_dim, (high_dim, 1, 1), _exp_mean_sin2),
-        ToyFunction("four_var", "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)", 4,
-                    (4, 4, 2, 1), _four_var),
+        ToyFunction(
+            "exp_mean_sin2",
+            f"exp(mean_i sin^2(pi x_i / 2)), {high_dim} vars",
+            high_dim,
+            (high_dim, 1, 1),
+            _exp_mean_sin2,
+        ),
+        ToyFunction(
+            "four_var",
+            "exp((sin(pi(x1^2+x2^2)) + sin(pi(x3^2+x4^2)))/2)",
+            4,
+            (4, 4, 2, 1),
+            _four_var,
+        ),
     ]
     return {f.name: f for f in fs}
 
@@ -75,8 +85,12 @@ def make_dataset(
         return torch.rand(n, n_var, generator=g) * (hi - lo) + lo
 
     x_train, x_test = draw(n_train), draw(n_test)
-    return {"train_input": x_train, "train_label": fn(x_train),
-            "test_input": x_test, "test_label": fn(x_test)}
+    return {
+        "train_input": x_train,
+        "train_label": fn(x_train),
+        "test_input": x_test,
+        "test_label": fn(x_test),
+    }
 
 
 # --- Sec. 3.4: continual learning on five Gaussian peaks --------------------------------------
@@ -137,9 +151,14 @@ def fit_lbfgs(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float = 1.0
 ) -> list[float]:
     """Full-batch LBFGS on MSE, as the paper trains both KANs and MLPs (Sec. 3.1)."""
-    opt = torch.optim.LBFGS(model.parameters(), lr=lr, history_size=10,
-                            line_search_fn="strong_wolfe", tolerance_grad=1e-32,
-                            tolerance_change=1e-32)
+    opt = torch.optim.LBFGS(
+        model.parameters(),
+        lr=lr,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-32,
+        tolerance_change=1e-32,
+    )
     losses = []
 
     def closure() -> torch.Tensor:

@@ -227,7 +227,7 @@ def train_adapter(
             adapter,
             lambda a, batch: adapter_loss(
                 model, a, batch[0] if isinstance(batch, tuple | list) else batch
-            ),  # fmt: skip
+            ),
             batches,
             cfg,
             **train_kwargs,

@@ -105,18 +105,46 @@ class KangarooClaimsConfig:
             raise ValueError("s_temperature must be > 0 (claim 5 samples)")
 
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(dim=32, n_layers=4, n_heads=1, seq_len=64, batch_size=8, steps=30,
-                 exit_layer=1, adapter_steps=20, eval_batches=1, prompts=2, prompt_len=16,
-                 new_tokens=32, reps=1, etas=(0.0, 0.6),
-                 s_dim=16, s_layers=2, s_steps=30, s_adapter_steps=5, s_samples=400),
+    "tiny": dict(
+        dim=32,
+        n_layers=4,
+        n_heads=1,
+        seq_len=64,
+        batch_size=8,
+        steps=30,
+        exit_layer=1,
+        adapter_steps=20,
+        eval_batches=1,
+        prompts=2,
+        prompt_len=16,
+        new_tokens=32,
+        reps=1,
+        etas=(0.0, 0.6),
+        s_dim=16,
+        s_layers=2,
+        s_steps=30,
+        s_adapter_steps=5,
+        s_samples=400,
+    ),
     "default": {},
-    "full": dict(dim=256, n_layers=12, n_heads=8, seq_len=256, steps=3000, lr=1e-3,
-                 adapter_steps=1500, adapter_lr=1e-3, eval_batches=16, prompts=8,
-                 prompt_len=64, new_tokens=192, reps=5, s_samples=20000),
+    "full": dict(
+        dim=256,
+        n_layers=12,
+        n_heads=8,
+        seq_len=256,
+        steps=3000,
+        lr=1e-3,
+        adapter_steps=1500,
+        adapter_lr=1e-3,
+        eval_batches=16,
+        prompts=8,
+        prompt_len=64,
+        new_tokens=192,
+        reps=5,
+        s_samples=20000,
+    ),
 }
-# fmt: on
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,11 +165,20 @@ def train_byte_target(
     # DEVIATION: a ~0.7M-parameter byte model trained for a minute stands in for Vicuna-7B/13B
     layers = cfg.n_layers if n_layers is None else n_layers
     torch.manual_seed(seed)
-    model = Llama(LlamaConfig(vocab_size=256, dim=cfg.dim, n_layers=layers,
-                              n_heads=cfg.n_heads, max_seq_len=1024))  # fmt: skip
+    model = Llama(
+        LlamaConfig(
+            vocab_size=256, dim=cfg.dim, n_layers=layers, n_heads=cfg.n_heads, max_seq_len=1024
+        )
+    )
     batches = random_batches(load_corpus(split="train"), cfg.batch_size, cfg.seq_len, seed)
-    tcfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=max(1, cfg.steps // 10),
-                       progress=progress, seed=seed, desc=f"byte LM L={layers}")  # fmt: skip
+    tcfg = TrainConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        warmup_steps=max(1, cfg.steps // 10),
+        progress=progress,
+        seed=seed,
+        desc=f"byte LM L={layers}",
+    )
     train(model, _next_token_loss, batches, tcfg)
     return model.eval()
 
@@ -159,15 +196,21 @@ def fit_adapter(
     # DEVIATION: soft labels from the frozen target on random corpus windows, computed on the
     # fly, instead of hidden states precomputed on ShareGPT conversations
     torch.manual_seed(seed)  # the adapter's initial weights depend on the seed only
-    adapter = KangarooAdapter.for_model(model, exit_layer=cfg.exit_layer,
-                                        n_layers=cfg.adapter_layers)  # fmt: skip
+    adapter = KangarooAdapter.for_model(
+        model, exit_layer=cfg.exit_layer, n_layers=cfg.adapter_layers
+    )
     val = lambda: random_batches(load_corpus(split="val"), 8, cfg.seq_len, 1234)  # noqa: E731
     before = evaluate_adapter(model, adapter, val(), cfg.eval_batches)
     start = time.perf_counter()
     batches = random_batches(load_corpus(split="train"), cfg.batch_size, cfg.seq_len, seed + 1)
-    acfg = TrainConfig(steps=cfg.adapter_steps, lr=cfg.adapter_lr,
-                       warmup_steps=max(1, cfg.adapter_steps // 10), progress=progress,
-                       seed=seed, desc="kangaroo adapter")  # fmt: skip
+    acfg = TrainConfig(
+        steps=cfg.adapter_steps,
+        lr=cfg.adapter_lr,
+        warmup_steps=max(1, cfg.adapter_steps // 10),
+        progress=progress,
+        seed=seed,
+        desc="kangaroo adapter",
+    )
     history = train_adapter(model, adapter, batches, acfg)
     seconds = time.perf_counter() - start
     after = evaluate_adapter(model, adapter, val(), cfg.eval_batches)
@@ -386,7 +429,7 @@ def run_adapter_ablation(ctx: RunContext) -> dict[str, float]:
         "adapter": KangarooDecoder(model, adapter, eta=cfg.eta, gamma=cfg.gamma),
         "no_adapter": KangarooDecoder(
             model, None, exit_layer=cfg.exit_layer, eta=cfg.eta, gamma=cfg.gamma
-        ),  # fmt: skip
+        ),
     }
     timings = _time(ctx, cfg, model, prompts, decoders)
     plain_out = timings.outputs["plain"]
@@ -399,7 +442,7 @@ def run_adapter_ablation(ctx: RunContext) -> dict[str, float]:
             "speedup_ratio": out["adapter_speedup"] / out["no_adapter_speedup"],
             "identical_fraction": min(
                 out["adapter_identical_fraction"], out["no_adapter_identical_fraction"]
-            ),  # fmt: skip
+            ),
         }
         | draft_agreement_by_depth(model, adapter, cfg)
     )
@@ -460,11 +503,20 @@ def run_lossless_sampling(ctx: RunContext) -> dict[str, float]:
     cfg: KangarooClaimsConfig = ctx.config
     V, T = len(CLASS_NAMES), cfg.s_new_tokens
     torch.manual_seed(ctx.seed)
-    model = Llama(LlamaConfig(vocab_size=V, dim=cfg.s_dim, n_layers=cfg.s_layers,
-                              n_heads=cfg.s_heads, max_seq_len=256))  # fmt: skip
+    model = Llama(
+        LlamaConfig(
+            vocab_size=V, dim=cfg.s_dim, n_layers=cfg.s_layers, n_heads=cfg.s_heads, max_seq_len=256
+        )
+    )
     data = char_classes(load_corpus(split="train"))
-    tcfg = TrainConfig(steps=cfg.s_steps, lr=5e-3, warmup_steps=max(1, cfg.s_steps // 10),
-                       progress=ctx.progress, seed=ctx.seed, desc="8-class target")  # fmt: skip
+    tcfg = TrainConfig(
+        steps=cfg.s_steps,
+        lr=5e-3,
+        warmup_steps=max(1, cfg.s_steps // 10),
+        progress=ctx.progress,
+        seed=ctx.seed,
+        desc="8-class target",
+    )
     train(model, _next_token_loss, random_batches(data, 16, 64, ctx.seed), tcfg)
     model.eval()
     adapter = KangarooAdapter.for_model(model, exit_layer=cfg.s_exit_layer)
@@ -474,13 +526,17 @@ def run_lossless_sampling(ctx: RunContext) -> dict[str, float]:
     prompt = char_classes(torch.tensor(code_prompts(1, cfg.s_prompt_len)[0])).tolist()
     gen = torch.Generator().manual_seed(ctx.seed)
     n = cfg.s_samples
-    plain = torch.tensor(generate(model, [prompt] * n, max_new_tokens=T,
-                                  temperature=cfg.s_temperature, generator=gen))  # fmt: skip
+    plain = torch.tensor(
+        generate(
+            model, [prompt] * n, max_new_tokens=T, temperature=cfg.s_temperature, generator=gen
+        )
+    )
     dec = KangarooDecoder(model, adapter, eta=cfg.s_eta, gamma=cfg.s_gamma)
     results = []
     for _ in tqdm(range(n), desc="kangaroo sampling", disable=not ctx.progress):
-        results.append(dec.generate(prompt, max_new_tokens=T, temperature=cfg.s_temperature,
-                                    generator=gen))  # fmt: skip
+        results.append(
+            dec.generate(prompt, max_new_tokens=T, temperature=cfg.s_temperature, generator=gen)
+        )
     kangaroo = torch.tensor([r.tokens for r in results])
     draft = sample_from_draft(model, adapter, prompt, n, T, cfg.s_temperature, gen)
     # the first token comes from the target's prefill in every method: test positions 2..T
@@ -529,8 +585,9 @@ def _judge_lossless(m) -> tuple[str, str]:
 
 
 def _plot_sampling(ctx, plain, kangaroo, draft, vocab) -> None:
-    fig, axes = ctx.figure(1, plain.shape[1] - 1, figsize=(3.2 * (plain.shape[1] - 1), 3.0),
-                           squeeze=False)  # fmt: skip
+    fig, axes = ctx.figure(
+        1, plain.shape[1] - 1, figsize=(3.2 * (plain.shape[1] - 1), 3.0), squeeze=False
+    )
     width = 0.28
     for t, ax in enumerate(axes[0], start=1):
         for k, (name, s) in enumerate(

@@ -111,20 +111,49 @@ class LlamaGenClaimsConfig:
             raise ValueError("kv_reps must be >= 1 and threads >= 0")
 
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(n_images=480, n_test=96, threads=1, tok_channels=8, codebook_size=64,
-                 tok_steps=12, tok_batch=16, gen_dim=32, gen_layers=1, gen_heads=2,
-                 gen_steps=12, gen_batch=16, cfg_scales=(1.0, 4.0), samples_per_class=2,
-                 judge_steps=12, kv_images=4, kv_reps=1),
+    "tiny": dict(
+        n_images=480,
+        n_test=96,
+        threads=1,
+        tok_channels=8,
+        codebook_size=64,
+        tok_steps=12,
+        tok_batch=16,
+        gen_dim=32,
+        gen_layers=1,
+        gen_heads=2,
+        gen_steps=12,
+        gen_batch=16,
+        cfg_scales=(1.0, 4.0),
+        samples_per_class=2,
+        judge_steps=12,
+        kv_images=4,
+        kv_reps=1,
+    ),
     "default": {},
     # the paper's token grid (16 x 16) at 32 px; lr as the paper; needs a GPU to be quick
-    "full": dict(image_size=32, n_images=20000, n_test=2000, tok_channels=64,
-                 codebook_size=1024, tok_steps=5000, tok_batch=64, tok_lr=1e-4, gen_dim=256,
-                 gen_layers=8, gen_heads=8, gen_steps=20000, gen_batch=128, gen_lr=1e-4,
-                 samples_per_class=100, judge_steps=2000, kv_images=64, kv_reps=5),
+    "full": dict(
+        image_size=32,
+        n_images=20000,
+        n_test=2000,
+        tok_channels=64,
+        codebook_size=1024,
+        tok_steps=5000,
+        tok_batch=64,
+        tok_lr=1e-4,
+        gen_dim=256,
+        gen_layers=8,
+        gen_heads=8,
+        gen_steps=20000,
+        gen_batch=128,
+        gen_lr=1e-4,
+        samples_per_class=100,
+        judge_steps=2000,
+        kv_images=64,
+        kv_reps=5,
+    ),
 }
-# fmt: on
 
 
 @contextlib.contextmanager
@@ -200,10 +229,17 @@ def _generator(ctx: RunContext):
             class_dropout=cfg.class_dropout,
         )
         return train_generator(
-            tokenizer, train.images, train.labels, config=config, steps=cfg.gen_steps,
-            batch_size=cfg.gen_batch, lr=cfg.gen_lr, seed=ctx.seed, device=ctx.device,
+            tokenizer,
+            train.images,
+            train.labels,
+            config=config,
+            steps=cfg.gen_steps,
+            batch_size=cfg.gen_batch,
+            lr=cfg.gen_lr,
+            seed=ctx.seed,
+            device=ctx.device,
             progress=ctx.progress,
-        )  # fmt: skip
+        )
 
     return ctx.shared("llamagen-generator", build)
 
@@ -213,9 +249,15 @@ def _judge(ctx: RunContext):
     train, test = _data(ctx)
     return ctx.shared(
         "llamagen-judge",
-        lambda: train_judge(train, test, steps=cfg.judge_steps, seed=ctx.seed,
-                            device=ctx.device, progress=ctx.progress),
-    )  # fmt: skip
+        lambda: train_judge(
+            train,
+            test,
+            steps=cfg.judge_steps,
+            seed=ctx.seed,
+            device=ctx.device,
+            progress=ctx.progress,
+        ),
+    )
 
 
 def _fd(judge, images: torch.Tensor) -> float:
@@ -244,8 +286,12 @@ def run_tokenizer(ctx: RunContext) -> dict[str, float]:
             tok, history = _tokenizer(ctx, l2=l2)
             indices = encode_images(tok, test.images)
             with torch.no_grad():
-                recon = torch.cat([tok.decode_indices(indices[i : i + 256].to(ctx.device)).cpu()
-                                   for i in range(0, len(indices), 256)])  # fmt: skip
+                recon = torch.cat(
+                    [
+                        tok.decode_indices(indices[i : i + 256].to(ctx.device)).cpu()
+                        for i in range(0, len(indices), 256)
+                    ]
+                )
             measured[f"usage_{name}"] = codebook_usage(indices, cfg.codebook_size)
             measured[f"mse_{name}"] = float(((recon - test.images) ** 2).mean())
             measured[f"seconds_{name}"] = history["seconds"][0]
@@ -305,9 +351,15 @@ def run_cfg(ctx: RunContext) -> dict[str, float]:
         samples = {}
         for scale in cfg.cfg_scales:
             images = generate_images(
-                generator, tokenizer, labels, cfg_scale=scale, temperature=cfg.temperature,
-                top_k=cfg.top_k, top_p=cfg.top_p, seed=ctx.seed,
-            ).cpu()  # fmt: skip
+                generator,
+                tokenizer,
+                labels,
+                cfg_scale=scale,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                seed=ctx.seed,
+            ).cpu()
             measured[f"acc_cfg{_key(scale)}"] = judge.class_accuracy(images, labels)
             measured[f"fd_cfg{_key(scale)}"] = _fd(judge, images)
             samples[scale] = images
@@ -377,8 +429,13 @@ def run_kv_cache(ctx: RunContext) -> dict[str, float]:
         train, _ = _data(ctx)
         generator, _ = _generator(ctx)
         labels = torch.arange(cfg.kv_images) % train.num_classes
-        common = dict(cfg_scale=cfg.kv_cfg_scale, temperature=cfg.temperature, top_k=cfg.top_k,
-                      top_p=cfg.top_p, seed=ctx.seed)  # fmt: skip
+        common = dict(
+            cfg_scale=cfg.kv_cfg_scale,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            seed=ctx.seed,
+        )
         methods = {
             "cache": lambda y: sample(generator, y, use_cache=True, **common),
             "cache_separate_cfg": lambda y: sample(generator, y, batch_cfg=False, **common),
@@ -406,13 +463,18 @@ def run_kv_cache(ctx: RunContext) -> dict[str, float]:
 
 def _plot_kv(ctx: RunContext, m, names) -> None:
     fig, ax = ctx.figure(figsize=(5.5, 3.0))
-    labels = {"cache": "KV cache,\nbatched CFG", "cache_separate_cfg": "KV cache,\nseparate CFG",
-              "recompute": "recompute,\nbatched CFG"}  # fmt: skip
+    labels = {
+        "cache": "KV cache,\nbatched CFG",
+        "cache_separate_cfg": "KV cache,\nseparate CFG",
+        "recompute": "recompute,\nbatched CFG",
+    }
     ax.bar(range(len(names)), [m[f"images_per_s_{k}"] for k in names], color=["C0", "C2", "C3"])
     ax.set_xticks(range(len(names)), [labels[k] for k in names], fontsize=8)
     ax.set_ylabel("images / s")
-    ax.set_title(f"{int(m['images'])} images, {int(m['image_tokens'])} tokens each, "
-                 f"CFG {m['cfg_scale']:g}", fontsize=9)  # fmt: skip
+    ax.set_title(
+        f"{int(m['images'])} images, {int(m['image_tokens'])} tokens each, CFG {m['cfg_scale']:g}",
+        fontsize=9,
+    )
     ctx.save_figure(fig, "kv_cache.png")
 
 

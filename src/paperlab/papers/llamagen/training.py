@@ -47,9 +47,12 @@ def train_tokenizer(
     )
     start = time.perf_counter()
     history = train(
-        model, lambda m, b: tokenizer_loss(m, b[0]), row_batches((images,), batch_size, seed=seed),
-        cfg, device=device,
-    )  # fmt: skip
+        model,
+        lambda m, b: tokenizer_loss(m, b[0]),
+        row_batches((images,), batch_size, seed=seed),
+        cfg,
+        device=device,
+    )
     history["seconds"] = [time.perf_counter() - start]
     return model.eval(), history
 
@@ -61,8 +64,10 @@ def encode_images(tokenizer: VQTokenizer, images: Tensor, *, batch_size: int = 2
     tokenizer.eval()
     device = next(tokenizer.parameters()).device
     try:
-        parts = [tokenizer.encode(images[i : i + batch_size].to(device)).cpu()
-                 for i in range(0, images.shape[0], batch_size)]  # fmt: skip
+        parts = [
+            tokenizer.encode(images[i : i + batch_size].to(device)).cpu()
+            for i in range(0, images.shape[0], batch_size)
+        ]
     finally:
         tokenizer.train(was_training)
     return torch.cat(parts)

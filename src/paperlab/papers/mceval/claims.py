@@ -44,11 +44,15 @@ class McEvalClaimsConfig:
 
 
 PRESETS = {
-    "tiny": dict(languages=("python", "shell"), max_problems=3, throughput_languages=("python",),
-                 throughput_problems=4),
+    "tiny": dict(
+        languages=("python", "shell"),
+        max_problems=3,
+        throughput_languages=("python",),
+        throughput_problems=4,
+    ),
     "default": {},
     "full": dict(throughput_problems=20),
-}  # fmt: skip
+}
 
 
 def _languages(cfg: McEvalClaimsConfig) -> tuple[list[str], dict[str, str]]:
@@ -116,8 +120,9 @@ def run_mutants(ctx: RunContext) -> dict[str, float]:
     langs, _ = _languages(cfg)
     jobs = [(key, s, w) for key in langs for s in _programs(cfg, key) for w in s.wrong_variants()]
     results = _map(lambda j: execute(get_language(j[0]), j[1].program(j[2])), jobs, cfg.workers)
-    survivors = [f"{k}/{s.problem}" for (k, s, _), ex in zip(jobs, results, strict=True)
-                 if ex.passed]  # fmt: skip
+    survivors = [
+        f"{k}/{s.problem}" for (k, s, _), ex in zip(jobs, results, strict=True) if ex.passed
+    ]
     ctx.notes["survivors"] = survivors[:10]
     n = len(results)
     return {
@@ -133,13 +138,17 @@ HOSTILE = [
     ("python", "sleeps past the wall clock", "import time\ntime.sleep(60)\n", {"timeout"}),
     ("python", "crash", "raise SystemExit(3)\n", {"error"}),
     ("python", "memory hog", "x = bytearray(8 << 30)\n", {"error", "signal"}),
-    ("python", "output flood", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
-     {"output_limit", "signal", "error"}),
+    (
+        "python",
+        "output flood",
+        "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+        {"output_limit", "signal", "error"},
+    ),
     ("shell", "fork bomb", "f() { f | f & }; f\nsleep 30\n", {"timeout", "error", "signal"}),
     ("shell", "ignores SIGTERM", "trap '' TERM\nwhile :; do :; done\n", {"timeout", "signal"}),
     ("c", "segfault", "int main(void) { int *p = 0; return *p; }\n", {"signal"}),
     ("c", "infinite loop", "int main(void) { for (;;) {} }\n", {"timeout", "signal"}),
-]  # fmt: skip
+]
 
 
 def run_hostile(ctx: RunContext) -> dict[str, float]:
@@ -218,7 +227,7 @@ PAPER = PaperClaims(
                 at_most("hostile_passed", 0),
                 at_most("unexpected_status", 0),
                 at_most("slowest_over_allowed_s", 0.0),
-            ),  # fmt: skip
+            ),
             run=run_hostile,
             ours="{hostile_passed:.0f} of {hostile_programs:.0f} hostile programs pass; "
             "slowest {slowest_s:.1f}s",

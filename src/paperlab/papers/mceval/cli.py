@@ -40,20 +40,35 @@ def add_parser(sub: Any) -> None:
         formatter_class=fmt,
     )
     msub = p.add_subparsers(dest="mceval_command", metavar="COMMAND", required=True)
-    msub.add_parser("doctor", help="list every language: toolchain found/missing, version; "
-                    "and what the sandbox can isolate")  # fmt: skip
-    inst = msub.add_parser("install-toolchains", help="install languages' toolchains "
-                           "(apt-get / npm; needs root)")  # fmt: skip
-    inst.add_argument("languages", nargs="*", metavar="LANG", help="languages (default: all "
-                      "that have packages and are missing)")  # fmt: skip
+    msub.add_parser(
+        "doctor",
+        help="list every language: toolchain found/missing, version; "
+        "and what the sandbox can isolate",
+    )
+    inst = msub.add_parser(
+        "install-toolchains", help="install languages' toolchains (apt-get / npm; needs root)"
+    )
+    inst.add_argument(
+        "languages",
+        nargs="*",
+        metavar="LANG",
+        help="languages (default: all that have packages and are missing)",
+    )
     inst.add_argument("--dry-run", action="store_true", help="print the commands only")
 
-    tasks = msub.add_parser("tasks", help="write task records for our problems (official "
-                            "McEval format)", formatter_class=fmt)  # fmt: skip
+    tasks = msub.add_parser(
+        "tasks",
+        help="write task records for our problems (official McEval format)",
+        formatter_class=fmt,
+    )
     tasks.add_argument("--languages", default="python", help="comma-separated (python)")
-    tasks.add_argument("--kinds", default="generation", help="comma-separated: generation, "
-                       "completion_single_line, completion_multi_line, completion_span, "
-                       "explanation (generation)")  # fmt: skip
+    tasks.add_argument(
+        "--kinds",
+        default="generation",
+        help="comma-separated: generation, "
+        "completion_single_line, completion_multi_line, completion_span, "
+        "explanation (generation)",
+    )
     tasks.add_argument("--seed", type=int, default=0)
     tasks.add_argument("--out", type=Path, required=True)
 
@@ -68,10 +83,15 @@ def add_parser(sub: Any) -> None:
     gen.add_argument("--resume", action="store_true", help="continue an interrupted --out")
     gen.add_argument("--no-cache", action="store_true", help="bypass the request cache")
 
-    run = msub.add_parser("run", help="execute answers with their tests and report pass@k",
-                          epilog=EPILOG, formatter_class=fmt)  # fmt: skip
-    run.add_argument("file", type=Path, help="records with raw_generation (official McEval "
-                     "format or ours)")  # fmt: skip
+    run = msub.add_parser(
+        "run",
+        help="execute answers with their tests and report pass@k",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
+    run.add_argument(
+        "file", type=Path, help="records with raw_generation (official McEval format or ours)"
+    )
     run.add_argument("--out", type=Path, required=True, help="per-sample results (JSONL)")
     run.add_argument("--workers", type=int, default=2, help="parallel sandboxes (2)")
     run.add_argument("--resume", action="store_true", help="skip samples already in --out")
@@ -101,8 +121,14 @@ def toolchain_rows() -> list[dict[str, str]]:
     rows = []
     for spec in LANGUAGES.values():
         if not spec.executable:
-            rows.append(dict(key=spec.key, name=spec.name, status="compared",
-                             detail="scored by comparison with the reference"))  # fmt: skip
+            rows.append(
+                dict(
+                    key=spec.key,
+                    name=spec.name,
+                    status="compared",
+                    detail="scored by comparison with the reference",
+                )
+            )
             continue
         if why := spec.why_missing():
             rows.append(dict(key=spec.key, name=spec.name, status="missing", detail=why))
@@ -113,8 +139,9 @@ def toolchain_rows() -> list[dict[str, str]]:
 
 def _version(spec) -> str:
     try:
-        p = subprocess.run(spec.version, capture_output=True, text=True, timeout=20,
-                           stdin=subprocess.DEVNULL)  # fmt: skip
+        p = subprocess.run(
+            spec.version, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"(version unknown: {e})"
     lines = [ln.strip() for ln in (p.stdout + "\n" + p.stderr).splitlines() if ln.strip()]
@@ -151,8 +178,11 @@ def _doctor(args: argparse.Namespace) -> int:
 def _install(args: argparse.Namespace) -> int:
     from paperlab.papers.mceval.languages import LANGUAGES, get_language
 
-    specs = ([get_language(x) for x in args.languages] if args.languages
-             else [s for s in LANGUAGES.values() if s.missing_tools()])  # fmt: skip
+    specs = (
+        [get_language(x) for x in args.languages]
+        if args.languages
+        else [s for s in LANGUAGES.values() if s.missing_tools()]
+    )
     debian = sorted({p for s in specs for p in s.debian if s.missing_tools()})
     npm = sorted({p for s in specs for p in s.npm if s.missing_tools()})
     none = [s.key for s in specs if s.missing_tools() and not (s.debian or s.npm)]
@@ -202,9 +232,18 @@ def _generate(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise UserError("--samples must be >= 1")
     client = LLMClient(load_config(args.config), cache=None if args.no_cache else RequestCache())
-    asyncio.run(generate_file(client, args.model, args.file, args.out, resume=args.resume,
-                              samples=args.samples, temperature=args.temperature,
-                              max_tokens=args.max_tokens))  # fmt: skip
+    asyncio.run(
+        generate_file(
+            client,
+            args.model,
+            args.file,
+            args.out,
+            resume=args.resume,
+            samples=args.samples,
+            temperature=args.temperature,
+            max_tokens=args.max_tokens,
+        )
+    )
     print(f"answers -> {args.out}")
     return 0
 
@@ -216,8 +255,9 @@ def _run(args: argparse.Namespace) -> int:
 
     records = read_jsonl(args.file, id_key="task_id")
     samples = samples_from_records(records, use_canonical=args.canonical)
-    results = evaluate_samples(samples, args.out, workers=args.workers, resume=args.resume,
-                               progress=not args.no_progress)  # fmt: skip
+    results = evaluate_samples(
+        samples, args.out, workers=args.workers, resume=args.resume, progress=not args.no_progress
+    )
     table = summarize(results)
     print(f"{'language':12} {'tasks':>5} {'samples':>7} {'pass@1':>7}  failures")
     for lang, row in table.items():

@@ -53,8 +53,9 @@ def limits_for(spec: LanguageSpec, base: Limits, *, scale: float = 1.0) -> Limit
     wall/CPU time scaled."""
     s = spec.timeout_scale * scale
     memory = None if base.memory_bytes is None else spec.memory
-    return dataclasses.replace(base, wall_s=base.wall_s * s, cpu_s=base.cpu_s * s,
-                               memory_bytes=memory)  # fmt: skip
+    return dataclasses.replace(
+        base, wall_s=base.wall_s * s, cpu_s=base.cpu_s * s, memory_bytes=memory
+    )
 
 
 def execute(
@@ -131,8 +132,11 @@ def evaluate_samples(
         return {"task_id": item["task_id"], "language": spec.key, **ex.record()}
 
     with JsonlResults(out, resume=resume) as results:
-        asyncio.run(map_to_jsonl(items, one, results, concurrency=workers, progress=progress,
-                                 desc="samples"))  # fmt: skip
+        asyncio.run(
+            map_to_jsonl(
+                items, one, results, concurrency=workers, progress=progress, desc="samples"
+            )
+        )
         return results.records()
 
 

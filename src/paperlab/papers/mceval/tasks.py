@@ -145,8 +145,13 @@ def _record(spec: LanguageSpec, prob: Problem, sol: Solution, n: int, kind: str,
         "signature": prob.signature,
         "docstring": prob.description,
     }
-    fmt = dict(language=spec.name, entry_point=entry, description=prob.description,
-               tag=fence_tag(spec), signature=prob.signature)  # fmt: skip
+    fmt = dict(
+        language=spec.name,
+        entry_point=entry,
+        description=prob.description,
+        tag=fence_tag(spec),
+        signature=prob.signature,
+    )
     if kind in COMPLETION_KINDS:
         prefix, masked, suffix = mask(code, entry, kind, random.Random(f"{seed}:{task_id}"))
         rec.update(prefix=prefix, suffix=suffix, masked=masked)
@@ -207,8 +212,12 @@ def mask(code: str, entry_point: str, kind: str, rng: random.Random) -> tuple[st
         return _mask_span(lines, body, rng)
     first = last = rng.choice(body)
     if kind == "completion_multi_line":
-        runs = [(a, b) for a in body for b in body
-                if 1 <= b - a <= 3 and all(lines[i].strip() for i in range(a, b + 1))]  # fmt: skip
+        runs = [
+            (a, b)
+            for a in body
+            for b in body
+            if 1 <= b - a <= 3 and all(lines[i].strip() for i in range(a, b + 1))
+        ]
         if runs:
             first, last = rng.choice(runs)
     elif kind != "completion_single_line":
@@ -370,8 +379,9 @@ async def answer_record(
 
     async def ask(text: str, i: int) -> str:
         msgs = [{"role": "user", "content": text}]
-        out = await client.chat(model, msgs, temperature=temperature, max_tokens=max_tokens,
-                                sample=i)  # fmt: skip
+        out = await client.chat(
+            model, msgs, temperature=temperature, max_tokens=max_tokens, sample=i
+        )
         return out.text
 
     if kind == "explanation":
@@ -380,14 +390,20 @@ async def answer_record(
             raise UserError(f"{where}: an explanation record needs 'canonical_solution'")
         entry = rec.get("entry_point", "")
         first = rec.get("instruction") or EXPLAIN_PROMPT.format(
-            language=spec.name, entry_point=entry, tag=fence_tag(spec),
-            code=rec["canonical_solution"].strip("\n"))  # fmt: skip
+            language=spec.name,
+            entry_point=entry,
+            tag=fence_tag(spec),
+            code=rec["canonical_solution"].strip("\n"),
+        )
 
         async def chain(i: int) -> tuple[str, str]:
             explanation = await ask(first, i)
             second = REGENERATE_PROMPT.format(
-                language=spec.name, entry_point=entry, head=_head_block(rec, spec),
-                explanation=_without_code(explanation).strip())  # fmt: skip
+                language=spec.name,
+                entry_point=entry,
+                head=_head_block(rec, spec),
+                explanation=_without_code(explanation).strip(),
+            )
             return explanation, await ask(second, i)
 
         pairs = await asyncio.gather(*(chain(i) for i in range(samples)))
@@ -419,8 +435,9 @@ async def generate(
         raise UserError("mceval generate: samples and concurrency must be >= 1")
 
     async def one(rec: Mapping[str, Any]) -> dict[str, Any]:
-        return await answer_record(client, model, rec, samples=samples,
-                                   temperature=temperature, max_tokens=max_tokens)  # fmt: skip
+        return await answer_record(
+            client, model, rec, samples=samples, temperature=temperature, max_tokens=max_tokens
+        )
 
     return await gather_bounded(records, one, concurrency)
 
@@ -447,14 +464,18 @@ async def generate_file(
     records = read_jsonl(in_path, id_key="task_id")
 
     async def one(rec: Mapping[str, Any]) -> dict[str, Any]:
-        return await answer_record(client, model, rec, samples=samples,
-                                   temperature=temperature, max_tokens=max_tokens)  # fmt: skip
+        return await answer_record(
+            client, model, rec, samples=samples, temperature=temperature, max_tokens=max_tokens
+        )
 
     with JsonlResults(out_path, resume=resume, id_key="task_id") as results:
-        _, failures = await map_to_jsonl(records, one, results, concurrency=concurrency,
-                                         progress=progress, desc="tasks")  # fmt: skip
+        _, failures = await map_to_jsonl(
+            records, one, results, concurrency=concurrency, progress=progress, desc="tasks"
+        )
         if failures:
             task_id, error = failures[0]
-            raise UserError(f"{len(failures)} task(s) failed, first {task_id}: {error}; "
-                            f"rerun with --resume to retry them")  # fmt: skip
+            raise UserError(
+                f"{len(failures)} task(s) failed, first {task_id}: {error}; "
+                f"rerun with --resume to retry them"
+            )
         return results.records()

@@ -92,12 +92,17 @@ class MoAClaimsConfig:
 
 PRESETS = {
     "tiny": dict(
-        n_facts=30, proposer_rates=(0.6, 0.5, 0.4), base_steps=40, proposer_steps=30, dim=32,
-        batch_size=16, timing_queries=2,
+        n_facts=30,
+        proposer_rates=(0.6, 0.5, 0.4),
+        base_steps=40,
+        proposer_steps=30,
+        dim=32,
+        batch_size=16,
+        timing_queries=2,
     ),
     "default": {},
     "full": dict(n_facts=400, base_steps=2000, proposer_steps=1200, timing_queries=20),
-}  # fmt: skip
+}
 
 
 # ---------------------------------------------------------------------------------------------

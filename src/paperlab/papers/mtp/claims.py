@@ -92,20 +92,47 @@ class MTPClaimsConfig:
             raise ValueError("need 1 <= ind_min_len <= ind_max_len <= ind_vocab (distinct tokens)")
 
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(dim=32, n_layers=6, n_heads=1, seq_len=64, batch_size=8, steps=30,
-                 val_batches=2, prompts=2, prompt_len=16, new_tokens=48, reps=1,
-                 mem_layers=4, mem_futures=(1, 4),
-                 ind_seeds=1, ind_steps=40, ind_batch=16, ind_eval_every=20),
+    "tiny": dict(
+        dim=32,
+        n_layers=6,
+        n_heads=1,
+        seq_len=64,
+        batch_size=8,
+        steps=30,
+        val_batches=2,
+        prompts=2,
+        prompt_len=16,
+        new_tokens=48,
+        reps=1,
+        mem_layers=4,
+        mem_futures=(1, 4),
+        ind_seeds=1,
+        ind_steps=40,
+        ind_batch=16,
+        ind_eval_every=20,
+    ),
     "default": {},
-    "full": dict(dim=256, n_layers=12, n_heads=8, seq_len=256, batch_size=16, steps=3000,
-                 lr=1e-3, val_batches=32, prompts=8, prompt_len=64, new_tokens=192, reps=5,
-                 mem_futures=(1, 2, 4, 8),
-                 ind_futures=(1, 2, 4), ind_layers=6, ind_seeds=5, ind_steps=1000),
+    "full": dict(
+        dim=256,
+        n_layers=12,
+        n_heads=8,
+        seq_len=256,
+        batch_size=16,
+        steps=3000,
+        lr=1e-3,
+        val_batches=32,
+        prompts=8,
+        prompt_len=64,
+        new_tokens=192,
+        reps=5,
+        mem_futures=(1, 2, 4, 8),
+        ind_futures=(1, 2, 4),
+        ind_layers=6,
+        ind_seeds=5,
+        ind_steps=1000,
+    ),
 }
-# fmt: on
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,8 +144,14 @@ _MODEL_FIELDS = ("dim", "n_layers", "n_heads", "seq_len", "batch_size", "steps",
 
 def byte_model_config(cfg: MTPClaimsConfig, n_future: int) -> MTPConfig:
     """The architecture of `byte_model`'s n-head byte-level model."""
-    return MTPConfig(vocab_size=256, dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                     max_seq_len=1024, n_future=n_future)  # fmt: skip
+    return MTPConfig(
+        vocab_size=256,
+        dim=cfg.dim,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        max_seq_len=1024,
+        n_future=n_future,
+    )
 
 
 def byte_model(
@@ -282,17 +315,28 @@ def _plot_memory(ctx, futures, rows, unit) -> None:
 def run_induction(ctx: RunContext) -> dict[str, float]:
     cfg: MTPClaimsConfig = ctx.config
     censored = float(cfg.ind_steps + cfg.ind_eval_every)  # "never reached"
-    task = CopyTask(vocab=cfg.ind_vocab, min_len=cfg.ind_min_len, max_len=cfg.ind_max_len,
-                    loss_on_prefix=cfg.ind_loss_on_prefix)  # fmt: skip
+    task = CopyTask(
+        vocab=cfg.ind_vocab,
+        min_len=cfg.ind_min_len,
+        max_len=cfg.ind_max_len,
+        loss_on_prefix=cfg.ind_loss_on_prefix,
+    )
     curves, out = {}, {}
     for n in cfg.ind_futures:
         reached = []
         for s in range(cfg.ind_seeds):
             steps, acc = train_copy_task(
-                task, n_future=n, n_layers=cfg.ind_layers, dim=cfg.ind_dim,
-                steps=cfg.ind_steps, batch_size=cfg.ind_batch, lr=cfg.ind_lr,
-                eval_every=cfg.ind_eval_every, seed=ctx.seed + s, progress=ctx.progress,
-            )  # fmt: skip
+                task,
+                n_future=n,
+                n_layers=cfg.ind_layers,
+                dim=cfg.ind_dim,
+                steps=cfg.ind_steps,
+                batch_size=cfg.ind_batch,
+                lr=cfg.ind_lr,
+                eval_every=cfg.ind_eval_every,
+                seed=ctx.seed + s,
+                progress=ctx.progress,
+            )
             curves[(n, s)] = (steps, acc)
             reached.append(steps_to_threshold(steps, acc, cfg.ind_threshold, censored=censored))
         out[f"n{n}_steps_to_threshold"] = statistics.fmean(reached)

@@ -87,9 +87,15 @@ def train_copy_task(
 ) -> tuple[list[int], list[float]]:
     """Train one model on the copy task; return (eval steps, head-1 copy accuracies)."""
     torch.manual_seed(seed)
-    config = MTPConfig(vocab_size=task.vocab_size, dim=dim, n_layers=n_layers,
-                       n_heads=max(1, dim // 16), ffn_hidden=2 * dim, max_seq_len=task.seq_len,
-                       n_future=n_future)  # fmt: skip
+    config = MTPConfig(
+        vocab_size=task.vocab_size,
+        dim=dim,
+        n_layers=n_layers,
+        n_heads=max(1, dim // 16),
+        ffn_hidden=2 * dim,
+        max_seq_len=task.seq_len,
+        n_future=n_future,
+    )
     model = MultiTokenLlama(config=config)
     probe = task.batch(256, torch.Generator().manual_seed(10_000 + seed))
     data = torch.Generator().manual_seed(seed + 1)
@@ -103,9 +109,16 @@ def train_copy_task(
             accuracies.append(copy_accuracy(m, *probe))
             m.train()
 
-    cfg = TrainConfig(steps=steps, lr=lr, warmup_steps=min(20, steps // 10), weight_decay=0.0,
-                      manual_backward=True, progress=progress, seed=seed,
-                      desc=f"copy task n={n_future}")  # fmt: skip
+    cfg = TrainConfig(
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(20, steps // 10),
+        weight_decay=0.0,
+        manual_backward=True,
+        progress=progress,
+        seed=seed,
+        desc=f"copy task n={n_future}",
+    )
     batches = lambda step: task.batch(batch_size, data)[:2]  # noqa: E731
     train(model, make_loss_fn(efficient=True), batches, cfg, on_step=on_step)
     return eval_steps, accuracies

@@ -76,13 +76,17 @@ class PiTClaimsConfig:
             raise ValueError(f"shapes_size={self.shapes_size} must be >= 4")
         for p in self.patch_sizes:
             if p < 2 or 8 % p or self.shapes_size % p:
-                raise ValueError(f"patch_sizes: {p} must be >= 2 and divide both 8 (digits) "
-                                 f"and shapes_size={self.shapes_size}")  # fmt: skip
+                raise ValueError(
+                    f"patch_sizes: {p} must be >= 2 and divide both 8 (digits) "
+                    f"and shapes_size={self.shapes_size}"
+                )
         if not self.patch_sizes:
             raise ValueError("patch_sizes must name at least one patch size, e.g. 2,4")
         if self.dim % self.n_heads or self.decoder_dim % self.n_heads:
-            raise ValueError(f"dim={self.dim} and decoder_dim={self.decoder_dim} must be "
-                             f"divisible by n_heads={self.n_heads}")  # fmt: skip
+            raise ValueError(
+                f"dim={self.dim} and decoder_dim={self.decoder_dim} must be "
+                f"divisible by n_heads={self.n_heads}"
+            )
         if self.dim % 4 or self.decoder_dim % 4:
             raise ValueError("dim and decoder_dim must be divisible by 4 (2D sin-cos positions)")
         if not 0.0 < self.mask_ratio < 1.0:
@@ -101,16 +105,34 @@ MIN_BAND = 0.01  # the smallest noise band on an accuracy gap (2 s.e. can be ~0 
 MIN_DROP = 0.02  # a patch ViT must lose at least this much accuracy under the permutation
 POS_TOL = 0.02  # learned vs sin-cos: "alike" = gap within max(2 s.e., this)
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(workers=1, shapes_size=8, shapes_train=120, shapes_test=60, dim=16, depth=1,
-                 digits_steps=12, shapes_steps=8, mae_steps=8, decoder_dim=16),
+    "tiny": dict(
+        workers=1,
+        shapes_size=8,
+        shapes_train=120,
+        shapes_test=60,
+        dim=16,
+        depth=1,
+        digits_steps=12,
+        shapes_steps=8,
+        mae_steps=8,
+        decoder_dim=16,
+    ),
     "default": {},
-    "full": dict(seeds=5, shapes_train=10000, shapes_test=2000, dim=64, depth=4, n_heads=4,
-                 digits_steps=3000, shapes_steps=3000, mae_steps=3000, decoder_dim=64,
-                 decoder_depth=2),
+    "full": dict(
+        seeds=5,
+        shapes_train=10000,
+        shapes_test=2000,
+        dim=64,
+        depth=4,
+        n_heads=4,
+        digits_steps=3000,
+        shapes_steps=3000,
+        mae_steps=3000,
+        decoder_dim=64,
+        decoder_depth=2,
+    ),
 }
-# fmt: on
 
 
 def band(a: np.ndarray, b: np.ndarray, *, paired: bool) -> float:
@@ -163,8 +185,9 @@ def run_pixels_vs_patches(ctx: RunContext) -> dict[str, float]:
 
 def _judge_not_worse(m: Mapping[str, float]) -> tuple[Verdict, str]:
     gaps = {k[: -len("_gap")]: v for k, v in m.items() if k.endswith("_gap") and k != "worst_gap"}
-    text = "; ".join(f"{d}: PiT - best patch ViT = {g:+.3f} (band {m[f'{d}_band']:.3f})"
-                     for d, g in gaps.items())  # fmt: skip
+    text = "; ".join(
+        f"{d}: PiT - best patch ViT = {g:+.3f} (band {m[f'{d}_band']:.3f})" for d, g in gaps.items()
+    )
     if any(g < -m[f"{d}_band"] for d, g in gaps.items()):
         return "fails", text + " -> PiT below a patch ViT beyond noise"
     if all(g >= 0 for g in gaps.values()):
@@ -297,7 +320,7 @@ PAPER = PaperClaims(
                 "per dataset, mean acc(PiT) - best mean acc(ViT-p) >= 0 holds; "
                 f"< -max(2 s.e., {MIN_BAND}) fails; else inconclusive",
                 _judge_not_worse,
-            ),  # fmt: skip
+            ),
             run=run_pixels_vs_patches,
             ours="digits PiT {acc_digits_pit:.3f}±{std_digits_pit:.3f} vs p2 "
             "{acc_digits_vit_p2:.3f}, p4 {acc_digits_vit_p4:.3f}; shapes PiT "
@@ -315,7 +338,7 @@ PAPER = PaperClaims(
                 f"drops >= max(2 s.e., {MIN_DROP}) (drop in (0, that): "
                 "inconclusive)",
                 _judge_permutation,
-            ),  # fmt: skip
+            ),
             run=run_pixel_permutation,
             ours="accuracy drop under permutation: PiT {drop_pit:+.3f}, ViT-p2 "
             "{drop_vit_p2:+.3f}, ViT-p4 {drop_vit_p4:+.3f}",
@@ -327,7 +350,7 @@ PAPER = PaperClaims(
             paper_figure="Position-embedding variants differ little (card; not re-verified)",
             criterion=custom(
                 f"|acc(learned) - acc(sin-cos)| <= max(2 s.e., {POS_TOL})", _judge_positions
-            ),  # fmt: skip
+            ),
             run=run_position_embedding,
             ours="PiT learned {acc_pit:.3f}±{std_pit:.3f}, sin-cos "
             "{acc_pit_sincos:.3f}±{std_pit_sincos:.3f}, none {acc_pit_none:.3f}; ViT-p2 "
@@ -341,7 +364,7 @@ PAPER = PaperClaims(
             "ViT-MAE on CIFAR-100 / ImageNet 28px",
             criterion=custom(
                 f"gain > 0 and >= max(2 s.e., {MIN_BAND}) holds; <= 0 fails", _judge_gain
-            ),  # fmt: skip
+            ),
             run=run_mae,
             ours="fine-tuned after MAE {acc_pit_mae:.3f}±{std_pit_mae:.3f} vs scratch "
             "{acc_pit:.3f}±{std_pit:.3f} (gain {gain:+.3f})",

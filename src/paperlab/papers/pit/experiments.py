@@ -88,15 +88,30 @@ def _cross_entropy(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
 
 
 def _train_config(steps: int, lr: float, cfg: dict, seed: int, desc: str) -> TrainConfig:
-    return TrainConfig(steps=steps, lr=lr, weight_decay=cfg["weight_decay"],
-                       warmup_steps=max(1, steps // 10), betas=(0.9, 0.999), seed=seed,
-                       progress=False, log_every=max(1, steps // 20), desc=desc)  # fmt: skip
+    return TrainConfig(
+        steps=steps,
+        lr=lr,
+        weight_decay=cfg["weight_decay"],
+        warmup_steps=max(1, steps // 10),
+        betas=(0.9, 0.999),
+        seed=seed,
+        progress=False,
+        log_every=max(1, steps // 20),
+        desc=desc,
+    )
 
 
 def fit(
-    *, spec: RunSpec, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
-    num_classes: int, steps: int, cfg: dict,
-) -> RunResult:  # fmt: skip
+    *,
+    spec: RunSpec,
+    train_x: Tensor,
+    train_y: Tensor,
+    test_x: Tensor,
+    test_y: Tensor,
+    num_classes: int,
+    steps: int,
+    cfg: dict,
+) -> RunResult:
     """Train one classifier of ``spec`` (after MAE pre-training if ``spec.mae``) and measure
     its held-out accuracy. ``cfg``: the claims config as a dict (picklable)."""
     start = time.perf_counter()
@@ -107,25 +122,42 @@ def fit(
     mae_loss, mae_state = float("nan"), None
     torch.manual_seed(spec.seed)
     if spec.mae:
-        mae = MAE(image_size=train_x.shape[-1], patch_size=spec.patch_size,
-                  in_channels=train_x.shape[1], pos_embed=spec.pos_embed,
-                  decoder_dim=cfg["decoder_dim"], decoder_depth=cfg["decoder_depth"],
-                  decoder_heads=cfg["n_heads"], mask_ratio=cfg["mask_ratio"], **arch)  # fmt: skip
+        mae = MAE(
+            image_size=train_x.shape[-1],
+            patch_size=spec.patch_size,
+            in_channels=train_x.shape[1],
+            pos_embed=spec.pos_embed,
+            decoder_dim=cfg["decoder_dim"],
+            decoder_depth=cfg["decoder_depth"],
+            decoder_heads=cfg["n_heads"],
+            mask_ratio=cfg["mask_ratio"],
+            **arch,
+        )
         pre_cfg = _train_config(cfg["mae_steps"], cfg["mae_lr"], cfg, spec.seed, "mae")
-        hist = train(mae, lambda m, x: m.loss(x), row_batches(train_x, cfg["batch_size"],
-                     seed=spec.seed + 7919), pre_cfg)  # fmt: skip
+        hist = train(
+            mae,
+            lambda m, x: m.loss(x),
+            row_batches(train_x, cfg["batch_size"], seed=spec.seed + 7919),
+            pre_cfg,
+        )
         mae_loss, mae_state = hist["loss"][-1], mae.state_dict()
         model = classifier_from_mae(mae, num_classes=num_classes)
     else:
-        model = patch_vit(image_size=train_x.shape[-1], patch_size=spec.patch_size,
-                          in_channels=train_x.shape[1], num_classes=num_classes,
-                          pos_embed=spec.pos_embed, **arch)  # fmt: skip
+        model = patch_vit(
+            image_size=train_x.shape[-1],
+            patch_size=spec.patch_size,
+            in_channels=train_x.shape[1],
+            num_classes=num_classes,
+            pos_embed=spec.pos_embed,
+            **arch,
+        )
     # the same fine-tuning / from-scratch recipe and batch stream for every model of a seed
     # DEVIATION: no augmentation, mixup, label smoothing or drop path (the paper's DeiT-style
     # recipe), and MAE fine-tuning without layer-wise lr decay: the from-scratch recipe.
     batches = row_batches((train_x, train_y), cfg["batch_size"], seed=spec.seed)
-    hist = train(model, _cross_entropy, batches,
-                 _train_config(steps, cfg["lr"], cfg, spec.seed, spec.name))  # fmt: skip
+    hist = train(
+        model, _cross_entropy, batches, _train_config(steps, cfg["lr"], cfg, spec.seed, spec.name)
+    )
     acc = accuracy(model, test_x, test_y)
     return RunResult(acc, time.perf_counter() - start, hist["loss"][-1], mae_loss, mae_state)
 
@@ -150,14 +182,25 @@ def ensure_runs(ctx: RunContext, specs: list[RunSpec]) -> dict[RunSpec, RunResul
     jobs = []
     for s in todo:
         train_set, test_set = _data(ctx, s.dataset)
-        kwargs = dict(spec=s, train_x=train_set.images, train_y=train_set.labels,
-                      test_x=test_set.images, test_y=test_set.labels,
-                      num_classes=train_set.num_classes, steps=dataset_steps(cfg, s.dataset),
-                      cfg=vars(cfg).copy())  # fmt: skip
+        kwargs = dict(
+            spec=s,
+            train_x=train_set.images,
+            train_y=train_set.labels,
+            test_x=test_set.images,
+            test_y=test_set.labels,
+            num_classes=train_set.num_classes,
+            steps=dataset_steps(cfg, s.dataset),
+            cfg=vars(cfg).copy(),
+        )
         jobs.append((fit, kwargs))
     if jobs:
-        results = run_jobs(jobs, workers=cfg.workers, threads=cfg.threads,
-                           progress=ctx.progress, desc=f"pit: {len(jobs)} trainings")  # fmt: skip
+        results = run_jobs(
+            jobs,
+            workers=cfg.workers,
+            threads=cfg.threads,
+            progress=ctx.progress,
+            desc=f"pit: {len(jobs)} trainings",
+        )
         done.update(zip(todo, results, strict=True))
     return {s: done[s] for s in specs}
 
@@ -185,9 +228,17 @@ def mae_model(ctx: RunContext, run: RunResult, dataset: str) -> MAE:
     """The pre-trained MAE of a run, rebuilt from its state (for the reconstruction plot)."""
     cfg = ctx.config
     train_set, _ = _data(ctx, dataset)
-    mae = MAE(image_size=train_set.size, patch_size=1, in_channels=train_set.channels,
-              dim=cfg.dim, depth=cfg.depth, n_heads=cfg.n_heads, decoder_dim=cfg.decoder_dim,
-              decoder_depth=cfg.decoder_depth, decoder_heads=cfg.n_heads,
-              mask_ratio=cfg.mask_ratio)  # fmt: skip
+    mae = MAE(
+        image_size=train_set.size,
+        patch_size=1,
+        in_channels=train_set.channels,
+        dim=cfg.dim,
+        depth=cfg.depth,
+        n_heads=cfg.n_heads,
+        decoder_dim=cfg.decoder_dim,
+        decoder_depth=cfg.decoder_depth,
+        decoder_heads=cfg.n_heads,
+        mask_ratio=cfg.mask_ratio,
+    )
     mae.load_state_dict(run.mae_state)
     return mae.eval()

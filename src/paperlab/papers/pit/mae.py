@@ -35,9 +35,13 @@ from paperlab.papers.pit.model import PosEmbed, patch_vit
 
 
 def random_masking(
-    batch: int, n_tokens: int, mask_ratio: float, *, generator: torch.Generator | None = None,
+    batch: int,
+    n_tokens: int,
+    mask_ratio: float,
+    *,
+    generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[Tensor, Tensor]:  # fmt: skip
+) -> tuple[Tensor, Tensor]:
     """MAE's per-image random masking: ``(keep, mask)`` with ``keep`` (B, K) the indices of the
     K = int(N * (1 - mask_ratio)) visible tokens (ascending) and ``mask`` (B, N) float, 1 on
     the dropped tokens (the loss positions) and 0 on the visible ones."""
@@ -97,20 +101,31 @@ class MAE(nn.Module):
     ):
         super().__init__()
         if pos_embed == "none":
-            raise ValueError("MAE: pos_embed='none' leaves the decoder no way to place a mask "
-                             "token; use learned or sincos")  # fmt: skip
+            raise ValueError(
+                "MAE: pos_embed='none' leaves the decoder no way to place a mask "
+                "token; use learned or sincos"
+            )
         if not 0.0 < mask_ratio < 1.0:
             raise ValueError(f"MAE: mask_ratio={mask_ratio} must be in (0, 1)")
         token_len = patch_size * patch_size * in_channels
         if norm_target and token_len < 2:
-            raise ValueError("MAE: norm_target needs tokens of more than one value (1-channel "
-                             "pixels have none); use norm_target=False")  # fmt: skip
+            raise ValueError(
+                "MAE: norm_target needs tokens of more than one value (1-channel "
+                "pixels have none); use norm_target=False"
+            )
         self.patch_size, self.in_channels = patch_size, in_channels
         self.mask_ratio, self.norm_target = mask_ratio, norm_target
         # num_classes=1: the head is unused here; classifier_from_mae builds a fresh one
-        self.encoder = patch_vit(image_size=image_size, patch_size=patch_size,
-                                 in_channels=in_channels, num_classes=1, dim=dim, depth=depth,
-                                 n_heads=n_heads, pos_embed=pos_embed)  # fmt: skip
+        self.encoder = patch_vit(
+            image_size=image_size,
+            patch_size=patch_size,
+            in_channels=in_channels,
+            num_classes=1,
+            dim=dim,
+            depth=depth,
+            n_heads=n_heads,
+            pos_embed=pos_embed,
+        )
         self.num_tokens = self.encoder.patch_embed.num_patches
         self.decoder_embed = nn.Linear(dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
@@ -161,8 +176,9 @@ class MAE(nn.Module):
     def forward(self, images: Tensor, keep: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """(pred (B, N, p*p*C), mask (B, N)); a fresh random mask unless ``keep`` is given."""
         if keep is None:
-            keep, mask = random_masking(images.shape[0], self.num_tokens, self.mask_ratio,
-                                        device=images.device)  # fmt: skip
+            keep, mask = random_masking(
+                images.shape[0], self.num_tokens, self.mask_ratio, device=images.device
+            )
         else:
             mask = torch.ones(images.shape[0], self.num_tokens, device=images.device)
             mask.scatter_(1, keep, 0.0)
@@ -190,11 +206,16 @@ def classifier_from_mae(mae: MAE, *, num_classes: int) -> ViT:
     """A fresh ViT classifier of the encoder's shape, carrying the pre-trained encoder weights
     (patch embedding, class token, positions, blocks, final norm) and a new linear head."""
     enc = mae.encoder
-    clf = patch_vit(image_size=enc.patch_embed.image_size, patch_size=enc.patch_embed.patch_size,
-                    in_channels=enc.patch_embed.in_channels, num_classes=num_classes,
-                    dim=enc.head.in_features, depth=len(enc.transformer.blocks),
-                    n_heads=enc.transformer.blocks[0].attn.n_heads,
-                    pos_embed=enc.pos_embed_kind)  # fmt: skip
+    clf = patch_vit(
+        image_size=enc.patch_embed.image_size,
+        patch_size=enc.patch_embed.patch_size,
+        in_channels=enc.patch_embed.in_channels,
+        num_classes=num_classes,
+        dim=enc.head.in_features,
+        depth=len(enc.transformer.blocks),
+        n_heads=enc.transformer.blocks[0].attn.n_heads,
+        pos_embed=enc.pos_embed_kind,
+    )
     state = {k: v for k, v in enc.state_dict().items() if not k.startswith("head.")}
     missing, unexpected = clf.load_state_dict(state, strict=False)
     assert not unexpected and set(missing) == {"head.weight", "head.bias"}, (missing, unexpected)

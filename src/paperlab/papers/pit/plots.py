@@ -27,14 +27,27 @@ def plot_bars(
         for label, base in items:
             colour = f"C{len(ticks) % len(items)}"
             ax.bar(x, m[f"acc_{base}"], yerr=m[f"std_{base}"], capsize=3, color=colour)
-            ax.annotate(f"{m[f'acc_{base}']:.2f}", (x, m[f"acc_{base}"]), ha="center",
-                        textcoords="offset points", xytext=(0, 6), fontsize=7)  # fmt: skip
+            ax.annotate(
+                f"{m[f'acc_{base}']:.2f}",
+                (x, m[f"acc_{base}"]),
+                ha="center",
+                textcoords="offset points",
+                xytext=(0, 6),
+                fontsize=7,
+            )
             ticks.append(x)
             labels.append(label)
             x += 1.0
         centre = x - 1.0 - (len(items) - 1) / 2
-        ax.text(centre, -0.16, group, transform=ax.get_xaxis_transform(), ha="center",
-                fontsize=9, fontweight="bold")  # fmt: skip
+        ax.text(
+            centre,
+            -0.16,
+            group,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            fontsize=9,
+            fontweight="bold",
+        )
         x += 0.6 if g < len(bars) - 1 else 0.0
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_ylabel(f"held-out accuracy (mean ± std, {ctx.config.seeds} seeds)")
@@ -60,8 +73,11 @@ def plot_mae(ctx: RunContext, m: Mapping[str, float], run, dataset: str) -> None
     a1.set_title(f"PiT on {dataset}: gain {m['gain']:+.3f}", fontsize=10)
     a2.imshow(image_grid(torch.cat([x, shown, filled]), nrow=8), interpolation="nearest")
     size = x.shape[-1] + 1
-    a2.set_yticks([1 + size * i + size / 2 for i in range(3)],
-                  ["input", f"{mae.mask_ratio:.0%} masked", "MAE output"], fontsize=8)  # fmt: skip
+    a2.set_yticks(
+        [1 + size * i + size / 2 for i in range(3)],
+        ["input", f"{mae.mask_ratio:.0%} masked", "MAE output"],
+        fontsize=8,
+    )
     a2.set_xticks([])
     a2.set_title(f"pixel-token MAE (masked MSE {m['mae_loss']:.4f})", fontsize=10)
     ctx.save_figure(fig, "mae.png")

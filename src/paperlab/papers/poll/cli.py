@@ -114,8 +114,9 @@ def run(args: argparse.Namespace) -> int:
 def load_items(path: Path, mode: str) -> list[dict[str, Any]]:
     """The input items, each field checked; a problem is a UserError naming file:line."""
     items = read_jsonl(path)
-    lines = [n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-             if text.strip()]  # fmt: skip
+    lines = [
+        n for n, text in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if text.strip()
+    ]
     for item, n in zip(items, lines, strict=True):
         where = f"{path}:{n}"
         for key in ("question", "answer"):
@@ -186,8 +187,11 @@ def judge(args: argparse.Namespace) -> int:
     print(summary(items, records, jury, args.mode, client))
     if failures:
         first_id, first_error = failures[0]
-        print(f"poll: {len(failures)} items failed (rerun with --resume to retry them); "
-              f"first: id {first_id!r}: {first_error}", file=sys.stderr)  # fmt: skip
+        print(
+            f"poll: {len(failures)} items failed (rerun with --resume to retry them); "
+            f"first: id {first_id!r}: {first_error}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -215,8 +219,14 @@ async def _judge_all(
         return {**extra, **judged.record()}
 
     try:
-        return await map_to_jsonl(items, one, results, concurrency=args.concurrency,
-                                  progress=not args.no_progress, desc="poll")  # fmt: skip
+        return await map_to_jsonl(
+            items,
+            one,
+            results,
+            concurrency=args.concurrency,
+            progress=not args.no_progress,
+            desc="poll",
+        )
     finally:
         await panel.client.aclose()
 
@@ -265,8 +275,14 @@ def summary(
     rows = [["rater", "calls", "cached", "cost $"]]
     for name in jury:
         u = usage.get(name)
-        rows.append([name, str(u.calls if u else 0), str(u.cached if u else 0),
-                     f"{u.cost if u else 0.0:.4f}"])  # fmt: skip
+        rows.append(
+            [
+                name,
+                str(u.calls if u else 0),
+                str(u.cached if u else 0),
+                f"{u.cost if u else 0.0:.4f}",
+            ]
+        )
     total = client.usage.total
     rows.append([PANEL, str(total.calls), str(total.cached), f"{total.cost:.4f}"])
     parts.append("cost of this run (cached calls are free):")
@@ -298,8 +314,9 @@ def _systems_section(table, inputs, systems, mode: str) -> str:
     names = [systems[i] for i in kept]
     what = "fraction judged correct" if mode == "qa" else "mean score"
     what += "; abstentions skipped"
-    scores = {rater: system_scores([column[i] for i in kept], names)
-              for rater, column in table.items()}  # fmt: skip
+    scores = {
+        rater: system_scores([column[i] for i in kept], names) for rater, column in table.items()
+    }
     labels = [inputs[i].get("label") for i in kept]
     has_labels = any(y is not None for y in labels)
     if has_labels:

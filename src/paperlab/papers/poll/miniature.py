@@ -62,8 +62,11 @@ def train_judges(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     jobs = []
     for i, k in enumerate(known):
         big = i == len(known) - 1
-        tasks = [(answer_task(k), cfg.answer_share), (judge_task(k, codes), cfg.judge_share),
-                 (reference_task(taken, codes), cfg.reference_share)]  # fmt: skip
+        tasks = [
+            (answer_task(k), cfg.answer_share),
+            (judge_task(k, codes), cfg.judge_share),
+            (reference_task(taken, codes), cfg.reference_share),
+        ]
         model_cfg = cfg.big_model() if big else cfg.family_model()
         jobs.append(ChatJob("big" if big else f"f{i}", tasks, model_cfg, seed=1000 * seed + i))
     models = train_chat_models(jobs, progress=progress)

@@ -83,8 +83,10 @@ class NeuronCache:
         self.hot_bytes = sum(len(h) for h in self.hot_ids) * self.bundle_bytes
         free = self.capacity_bytes - self.hot_bytes
         if free < 0:
-            raise ValueError(f"hot segment ({self.hot_bytes} B) exceeds the cache capacity "
-                             f"({self.capacity_bytes} B)")  # fmt: skip
+            raise ValueError(
+                f"hot segment ({self.hot_bytes} B) exceeds the cache capacity "
+                f"({self.capacity_bytes} B)"
+            )
         self.n_slots = free // self.bundle_bytes
         # hot_row[l, i] = row of neuron i in self.hot[l], or -1; slot_of[l, i] = slot or -1
         self.hot_row = torch.full((self.n_layers, ffn_hidden), -1, dtype=torch.long)
@@ -164,8 +166,12 @@ class NeuronCache:
         self.last_used[slots] = FREE
 
     def counters(self) -> dict[str, int]:
-        return dict(hot_hits=self.hot_hits, cold_hits=self.cold_hits, misses=self.misses,
-                    evictions=self.evictions)  # fmt: skip
+        return dict(
+            hot_hits=self.hot_hits,
+            cold_hits=self.cold_hits,
+            misses=self.misses,
+            evictions=self.evictions,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,8 +211,15 @@ class ClusterReader:
     per ``generate`` and closes them in a ``finally``, so an exception mid-generation cannot
     leave one running."""
 
-    def __init__(self, bundles, slots: torch.Tensor, *, pipeline: bool = True,
-                 io_threads: int = 4, max_gap: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        bundles,
+        slots: torch.Tensor,
+        *,
+        pipeline: bool = True,
+        io_threads: int = 4,
+        max_gap: int = 0,
+    ):
         if io_threads < 1 or max_gap < 0:
             raise ValueError(f"io_threads={io_threads} must be >= 1 and max_gap={max_gap} >= 0")
         self.bundles, self.pipeline = bundles, pipeline
@@ -218,8 +231,12 @@ class ClusterReader:
     def start(self) -> None:
         if self.pipeline and not self._threads:
             for i in range(self.io_threads):
-                t = threading.Thread(target=_serve, args=(self._queue, self._run),
-                                     name=f"powerinfer2-reader-{i}", daemon=False)  # fmt: skip
+                t = threading.Thread(
+                    target=_serve,
+                    args=(self._queue, self._run),
+                    name=f"powerinfer2-reader-{i}",
+                    daemon=False,
+                )
                 t.start()
                 self._threads.append(t)
 
@@ -234,8 +251,9 @@ class ClusterReader:
     def _run(self, job: ReadJob) -> None:
         try:
             buffers = [memoryview(self._slots[s]) for s in job.slots.tolist()]
-            job.nbytes = self.bundles.read_into(job.layer, job.positions, buffers,
-                                                max_gap=self.max_gap)  # fmt: skip
+            job.nbytes = self.bundles.read_into(
+                job.layer, job.positions, buffers, max_gap=self.max_gap
+            )
         except BaseException as e:  # handed to the waiting thread by ReadJob.wait
             job.error = e
         finally:

@@ -87,10 +87,28 @@ class PowerInfer2ClaimsConfig:
             raise ValueError(f"hot_share={self.hot_share} must be in (0, 1)")
         if not 0 < self.threshold < 1 or not self.pos_weight > 0:
             raise ValueError("threshold must be in (0, 1) and pos_weight > 0")
-        positive = ("dim", "n_layers", "n_heads", "ffn_hidden", "train_steps", "train_batch",
-                    "train_seq_len", "profile_batches", "predictor_rank", "predictor_steps",
-                    "predictor_batches", "io_threads", "prompts", "prompt_len", "new_tokens",
-                    "reps", "eval_windows", "eval_len", "threads", "train_threads")  # fmt: skip
+        positive = (
+            "dim",
+            "n_layers",
+            "n_heads",
+            "ffn_hidden",
+            "train_steps",
+            "train_batch",
+            "train_seq_len",
+            "profile_batches",
+            "predictor_rank",
+            "predictor_steps",
+            "predictor_batches",
+            "io_threads",
+            "prompts",
+            "prompt_len",
+            "new_tokens",
+            "reps",
+            "eval_windows",
+            "eval_len",
+            "threads",
+            "train_threads",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
@@ -108,20 +126,49 @@ MAX_PPL_DRIFT = 0.1  # perplexity(engine) / perplexity(dense) - 1
 EQUAL_SPEED = 0.95  # "reaches the in-memory speed": >= 95% of its tokens/s
 MIN_MEMORY_SAVING = 0.4  # Sec. 7.3: ~40% less memory at equal speed
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(dim=32, n_layers=2, n_heads=2, ffn_hidden=128, train_steps=20, train_batch=4,
-                 train_seq_len=32, profile_batches=2, predictor_rank=8, predictor_steps=20,
-                 predictor_batches=2, io_threads=2, prompts=1, prompt_len=8, new_tokens=6,
-                 reps=1, eval_windows=1, eval_len=12, train_threads=1,
-                 budgets=(1.0, 0.5, 0.25, 0.1)),
+    "tiny": dict(
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        ffn_hidden=128,
+        train_steps=20,
+        train_batch=4,
+        train_seq_len=32,
+        profile_batches=2,
+        predictor_rank=8,
+        predictor_steps=20,
+        predictor_batches=2,
+        io_threads=2,
+        prompts=1,
+        prompt_len=8,
+        new_tokens=6,
+        reps=1,
+        eval_windows=1,
+        eval_len=12,
+        train_threads=1,
+        budgets=(1.0, 0.5, 0.25, 0.1),
+    ),
     "default": {},
-    "full": dict(dim=384, n_layers=6, n_heads=6, ffn_hidden=3072, train_steps=3000,
-                 train_batch=16, train_seq_len=256, profile_batches=64, predictor_rank=128,
-                 predictor_steps=1000, predictor_batches=64, prompts=4, new_tokens=64, reps=5,
-                 eval_windows=16, eval_len=256),
+    "full": dict(
+        dim=384,
+        n_layers=6,
+        n_heads=6,
+        ffn_hidden=3072,
+        train_steps=3000,
+        train_batch=16,
+        train_seq_len=256,
+        profile_batches=64,
+        predictor_rank=128,
+        predictor_steps=1000,
+        predictor_batches=64,
+        prompts=4,
+        new_tokens=64,
+        reps=5,
+        eval_windows=16,
+        eval_len=256,
+    ),
 }
-# fmt: on
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,10 +179,16 @@ def _model(ctx: RunContext):
     from paperlab.papers.powerinfer2.sparse_model import ReluModelConfig, fit_relu_model
 
     cfg: PowerInfer2ClaimsConfig = ctx.config
-    mcfg = ReluModelConfig(dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                           ffn_hidden=cfg.ffn_hidden, steps=cfg.train_steps,
-                           batch_size=cfg.train_batch, seq_len=cfg.train_seq_len,
-                           warmup_steps=min(20, cfg.train_steps))  # fmt: skip
+    mcfg = ReluModelConfig(
+        dim=cfg.dim,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        ffn_hidden=cfg.ffn_hidden,
+        steps=cfg.train_steps,
+        batch_size=cfg.train_batch,
+        seq_len=cfg.train_seq_len,
+        warmup_steps=min(20, cfg.train_steps),
+    )
 
     def build():
         with torch_threads(cfg.train_threads):
@@ -152,11 +205,16 @@ def _folder(ctx: RunContext) -> Path:
         model, _ = _model(ctx)
         root = Path(tempfile.mkdtemp(prefix="paperlab-powerinfer2-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
-        ccfg = ConvertConfig(profile_batches=cfg.profile_batches, seq_len=cfg.train_seq_len,
-                             predictor_rank=cfg.predictor_rank,
-                             predictor_steps=cfg.predictor_steps,
-                             predictor_batches=cfg.predictor_batches, pos_weight=cfg.pos_weight,
-                             threshold=cfg.threshold, seed=ctx.seed)  # fmt: skip
+        ccfg = ConvertConfig(
+            profile_batches=cfg.profile_batches,
+            seq_len=cfg.train_seq_len,
+            predictor_rank=cfg.predictor_rank,
+            predictor_steps=cfg.predictor_steps,
+            predictor_batches=cfg.predictor_batches,
+            pos_weight=cfg.pos_weight,
+            threshold=cfg.threshold,
+            seed=ctx.seed,
+        )
         with torch_threads(cfg.train_threads):
             out = convert(None, root / "engine", config=ccfg, model=model, progress=ctx.progress)
         # the baseline maps its own copy: two readers of one file would share its page cache
@@ -172,8 +230,11 @@ def _storage(path: Path) -> str:
         mounts = [line.split() for line in open("/proc/mounts")]
     except OSError:
         return "unknown"
-    best = max((m for m in mounts if str(path.resolve()).startswith(m[1])),
-               key=lambda m: len(m[1]), default=None)  # fmt: skip
+    best = max(
+        (m for m in mounts if str(path.resolve()).startswith(m[1])),
+        key=lambda m: len(m[1]),
+        default=None,
+    )
     return best[2] if best else "unknown"
 
 
@@ -214,8 +275,9 @@ def run_predictor(ctx: RunContext) -> dict[str, float]:
 
 def _decode_runs(ctx: RunContext) -> dict[str, float]:
     cfg: PowerInfer2ClaimsConfig = ctx.config
-    return ctx.shared("decode", lambda: measure_decode(_folder(ctx), cfg, _model(ctx)[0],
-                                                       progress=ctx.progress))  # fmt: skip
+    return ctx.shared(
+        "decode", lambda: measure_decode(_folder(ctx), cfg, _model(ctx)[0], progress=ctx.progress)
+    )
 
 
 def measure_decode(folder: Path, cfg: PowerInfer2ClaimsConfig, model, *, progress=False):
@@ -227,10 +289,16 @@ def measure_decode(folder: Path, cfg: PowerInfer2ClaimsConfig, model, *, progres
     dense_tps: list[float] = []
     for b in cfg.budgets:
         engine = PowerInferEngine.from_pretrained(
-            folder, memory_budget=b, hot_share=cfg.hot_share, io_threads=cfg.io_threads,
-            max_gap=cfg.max_gap, threads=cfg.threads)  # fmt: skip
-        mm = MmapDense(folder, memory_budget=b, file=folder / "bundles-mmap.bin",
-                       threads=cfg.threads)  # fmt: skip
+            folder,
+            memory_budget=b,
+            hot_share=cfg.hot_share,
+            io_threads=cfg.io_threads,
+            max_gap=cfg.max_gap,
+            threads=cfg.threads,
+        )
+        mm = MmapDense(
+            folder, memory_budget=b, file=folder / "bundles-mmap.bin", threads=cfg.threads
+        )
         try:
             runs = {"engine": engine, "mmap": mm, "dense": dense}
             stats, outputs = _time_budget(runs, prompts, cfg, progress, f"decode @ {b:.0%}")
@@ -259,8 +327,9 @@ def _time_budget(runs: dict, prompts, cfg, progress: bool, desc: str):
 
         return call
 
-    t = time_interleaved({k: method(k) for k in runs}, prompts, cfg.reps, progress=progress,
-                         desc=desc)  # fmt: skip
+    t = time_interleaved(
+        {k: method(k) for k in runs}, prompts, cfg.reps, progress=progress, desc=desc
+    )
     return {k: v[1:] for k, v in stats.items()}, t.outputs
 
 
@@ -275,9 +344,12 @@ def _budget_figures(b: float, stats: dict[str, list[dict]], same: bool) -> dict[
     mb = _median(mm, "block_read_bytes_per_token") or _median(mm, "bytes_read_per_token")
     e_tps, mm_tps = _median(e, "tokens_per_s"), _median(mm, "tokens_per_s")
     return {
-        f"engine_tps_{tag}": e_tps, f"mmap_tps_{tag}": mm_tps, f"speedup_{tag}": e_tps / mm_tps,
+        f"engine_tps_{tag}": e_tps,
+        f"mmap_tps_{tag}": mm_tps,
+        f"speedup_{tag}": e_tps / mm_tps,
         f"engine_bytes_per_token_{tag}": _median(e, "bytes_read_per_token"),
-        f"engine_block_bytes_per_token_{tag}": eb, f"mmap_block_bytes_per_token_{tag}": mb,
+        f"engine_block_bytes_per_token_{tag}": eb,
+        f"mmap_block_bytes_per_token_{tag}": mb,
         f"hit_rate_{tag}": _median(e, "hit_rate"),
         f"io_wait_share_{tag}": _median(e, "io_wait_share"),
         f"reads_per_token_{tag}": _median(e, "reads_per_token"),
@@ -285,7 +357,7 @@ def _budget_figures(b: float, stats: dict[str, list[dict]], same: bool) -> dict[
         f"engine_peak_ffn_bytes_{tag}": max(s["peak_resident_ffn_bytes"] for s in e),
         f"budget_bytes_{tag}": _median(e, "budget_bytes"),
         f"mmap_same_tokens_{tag}": float(same),
-    } | ({f"bytes_ratio_{tag}": eb / mb} if mb > 0 else {})  # fmt: skip
+    } | ({f"bytes_ratio_{tag}": eb / mb} if mb > 0 else {})
 
 
 def run_decode_speed(ctx: RunContext) -> dict[str, float]:
@@ -295,8 +367,9 @@ def run_decode_speed(ctx: RunContext) -> dict[str, float]:
     m["speedup_at_largest"] = m[f"speedup_{tags[0]}"]
     m["speedup_at_smallest"] = m[f"speedup_{tags[-1]}"]
     m["speedup_growth"] = m[f"speedup_{tags[-1]}"] / m[f"speedup_{tags[0]}"]
-    m["budget_ok"] = float(all(m[f"engine_peak_ffn_bytes_{t}"] <= m[f"budget_bytes_{t}"]
-                               for t in tags))  # fmt: skip
+    m["budget_ok"] = float(
+        all(m[f"engine_peak_ffn_bytes_{t}"] <= m[f"budget_bytes_{t}"] for t in tags)
+    )
     plot_decode(ctx, cfg, m)
     return m
 
@@ -316,8 +389,9 @@ def run_memory_at_equal_speed(ctx: RunContext) -> dict[str, float]:
     cfg: PowerInfer2ClaimsConfig = ctx.config
     m = _decode_runs(ctx)
     out = {"dense_tps": m["dense_tps"]}
-    reached = [b for b in cfg.budgets
-               if m[f"engine_tps_{round(b * 100)}"] >= EQUAL_SPEED * m["dense_tps"]]  # fmt: skip
+    reached = [
+        b for b in cfg.budgets if m[f"engine_tps_{round(b * 100)}"] >= EQUAL_SPEED * m["dense_tps"]
+    ]
     for b in cfg.budgets:
         out[f"engine_over_dense_{round(b * 100)}"] = (
             m[f"engine_tps_{round(b * 100)}"] / m["dense_tps"]
@@ -355,8 +429,13 @@ def run_agreement(ctx: RunContext) -> dict[str, float]:
             nll_dense += float(F.cross_entropy(ld, y, reduction="sum"))
             n += len(y)
     ppl_e, ppl_d = math.exp(nll_engine / n), math.exp(nll_dense / n)
-    return {"top1_agreement": agree / n, "ppl_engine": ppl_e, "ppl_dense": ppl_d,
-            "ppl_drift": ppl_e / ppl_d - 1, "tokens": float(n)}  # fmt: skip
+    return {
+        "top1_agreement": agree / n,
+        "ppl_engine": ppl_e,
+        "ppl_dense": ppl_d,
+        "ppl_drift": ppl_e / ppl_d - 1,
+        "tokens": float(n),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,7 +452,7 @@ PAPER = PaperClaims(
             "activations; TurboSparse models ~90% sparse (PowerInfer-2 Sec. 2.2)",
             criterion=all_of(
                 at_least("mean_sparsity", MIN_SPARSITY), at_most("mean_share80", MAX_SHARE_80)
-            ),  # fmt: skip
+            ),
             run=run_sparsity,
             ours="{mean_sparsity:.0%} inactive; {mean_share80:.0%} of neurons cover 80% of "
             "activations",
@@ -384,7 +463,7 @@ PAPER = PaperClaims(
             paper_figure="PowerInfer Sec. 5.1: predictors ~95% accurate at <10% of the model",
             criterion=all_of(
                 at_least("mean_recall", MIN_RECALL), at_least("mean_precision", MIN_PRECISION)
-            ),  # fmt: skip
+            ),
             run=run_predictor,
             ours="recall {mean_recall:.2f}, precision {mean_precision:.2f} (mean over layers)",
         ),
@@ -397,7 +476,7 @@ PAPER = PaperClaims(
             criterion=all_of(
                 at_least("speedup_at_smallest", 1.0, margin=0.05),
                 at_least("speedup_growth", 1.0, margin=0.05),
-            ),  # fmt: skip
+            ),
             run=run_decode_speed,
             ours="engine/mmap decode tokens/s {speedup_at_largest:.2f}x at the largest budget, "
             "{speedup_at_smallest:.2f}x at the smallest",
@@ -417,7 +496,7 @@ PAPER = PaperClaims(
             paper_figure="Sec. 7.4: negligible accuracy loss with the predictors",
             criterion=all_of(
                 at_least("top1_agreement", MIN_AGREEMENT), at_most("ppl_drift", MAX_PPL_DRIFT)
-            ),  # fmt: skip
+            ),
             run=run_agreement,
             ours="top-1 agreement {top1_agreement:.3f}, perplexity {ppl_engine:.2f} vs "
             "{ppl_dense:.2f}",

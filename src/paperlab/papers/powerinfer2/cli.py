@@ -42,15 +42,20 @@ def add_parser(sub: Any) -> None:
         formatter_class=fmt,
     )
     psub = p.add_subparsers(dest="powerinfer2_command", metavar="COMMAND", required=True)
-    train = psub.add_parser("train", help="train a ReGLU decoder here -> a Llama checkpoint "
-                            "folder for convert", epilog=EPILOG, formatter_class=fmt)  # fmt: skip
+    train = psub.add_parser(
+        "train",
+        help="train a ReGLU decoder here -> a Llama checkpoint folder for convert",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     train.add_argument("model_dir", type=Path, help="the checkpoint folder to write")
     train.add_argument("--scale", default="default", help="tiny | default | full (default)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--no-progress", action="store_true")
 
-    conv = psub.add_parser("convert", help="Llama checkpoint -> engine folder", epilog=EPILOG,
-                           formatter_class=fmt)  # fmt: skip
+    conv = psub.add_parser(
+        "convert", help="Llama checkpoint -> engine folder", epilog=EPILOG, formatter_class=fmt
+    )
     conv.add_argument("model_dir", type=Path, help="a Llama.save_pretrained folder (ReLU FFN)")
     conv.add_argument("out_dir", type=Path, help="the engine folder to write")
     conv.add_argument("--profile-batches", type=int, default=16, help="batches profiled (16)")
@@ -60,14 +65,19 @@ def add_parser(sub: Any) -> None:
     conv.add_argument("--seed", type=int, default=0)
     conv.add_argument("--no-progress", action="store_true")
 
-    plan = psub.add_parser("plan", help="hot/cold plan for a budget -> OUT_DIR/plan.json",
-                           epilog=EPILOG, formatter_class=fmt)  # fmt: skip
+    plan = psub.add_parser(
+        "plan",
+        help="hot/cold plan for a budget -> OUT_DIR/plan.json",
+        epilog=EPILOG,
+        formatter_class=fmt,
+    )
     plan.add_argument("out_dir", type=Path, help="an engine folder (from convert)")
     plan.add_argument("--memory-budget", default="25%", help="FFN bytes held: 25%%, 48MB (25%%)")
     plan.add_argument("--hot-share", type=float, default=0.5, help="share pinned hot (0.5)")
 
-    gen = psub.add_parser("generate", help="decode with the engine", epilog=EPILOG,
-                          formatter_class=fmt)  # fmt: skip
+    gen = psub.add_parser(
+        "generate", help="decode with the engine", epilog=EPILOG, formatter_class=fmt
+    )
     gen.add_argument("out_dir", type=Path, help="an engine folder (from convert)")
     gen.add_argument("--prompt", required=True, help="prompt text (bytes)")
     gen.add_argument("--memory-budget", default="25%", help="FFN bytes held: 25%%, 48MB (25%%)")
@@ -93,8 +103,10 @@ def _train(args: argparse.Namespace) -> int:
     cfg = ReluModelConfig.preset(args.scale)
     model, info = fit_relu_model(cfg, seed=args.seed, progress=not args.no_progress)
     path = model.save_pretrained(args.model_dir)
-    print(f"ReGLU decoder ({model.num_params():,} parameters), val loss "
-          f"{info['val_loss']:.3f} nats/byte, {info['seconds']:.0f} s -> {path}")  # fmt: skip
+    print(
+        f"ReGLU decoder ({model.num_params():,} parameters), val loss "
+        f"{info['val_loss']:.3f} nats/byte, {info['seconds']:.0f} s -> {path}"
+    )
     return 0
 
 
@@ -103,11 +115,16 @@ def _convert(args: argparse.Namespace) -> int:
     from paperlab.papers.powerinfer2.engine import ConvertConfig, convert
 
     if not (args.model_dir / "model.safetensors").is_file():
-        raise UserError(f"{args.model_dir}: no model.safetensors (a Llama.save_pretrained "
-                        "folder is expected)")  # fmt: skip
-    cfg = ConvertConfig(profile_batches=args.profile_batches, predictor_rank=args.predictor_rank,
-                        predictor_steps=args.predictor_steps, threshold=args.threshold,
-                        seed=args.seed)  # fmt: skip
+        raise UserError(
+            f"{args.model_dir}: no model.safetensors (a Llama.save_pretrained folder is expected)"
+        )
+    cfg = ConvertConfig(
+        profile_batches=args.profile_batches,
+        predictor_rank=args.predictor_rank,
+        predictor_steps=args.predictor_steps,
+        threshold=args.threshold,
+        seed=args.seed,
+    )
     with torch_threads(1):
         out = convert(args.model_dir, args.out_dir, config=cfg, progress=not args.no_progress)
     meta = json.loads((out / "engine.json").read_text())
@@ -129,23 +146,34 @@ def _plan(args: argparse.Namespace) -> int:
     from paperlab.papers.powerinfer2.profile import ActivationProfile
 
     if not (args.out_dir / FILES["config"]).is_file():
-        raise UserError(f"{args.out_dir}: not an engine folder; run `paperlab powerinfer2 "
-                        "convert MODEL_DIR OUT_DIR` first")  # fmt: skip
+        raise UserError(
+            f"{args.out_dir}: not an engine folder; run `paperlab powerinfer2 "
+            "convert MODEL_DIR OUT_DIR` first"
+        )
     with BundleFile(args.out_dir / FILES["bundles"]) as bundles:
         budget = parse_budget(args.memory_budget, bundles.ffn_bytes)
         ffn_bytes, bundle_bytes = bundles.ffn_bytes, bundles.bundle_bytes
     profile = ActivationProfile.load(args.out_dir / FILES["profile"])
-    plan = plan_hot_neurons(profile, budget_bytes=min(budget, ffn_bytes),
-                            bundle_bytes=bundle_bytes, hot_share=args.hot_share)  # fmt: skip
-    doc = dict(memory_budget=str(args.memory_budget), budget_bytes=budget, ffn_bytes=ffn_bytes,
-               bundle_bytes=bundle_bytes, hot_share=args.hot_share, **plan.to_json())  # fmt: skip
+    plan = plan_hot_neurons(
+        profile,
+        budget_bytes=min(budget, ffn_bytes),
+        bundle_bytes=bundle_bytes,
+        hot_share=args.hot_share,
+    )
+    doc = dict(
+        memory_budget=str(args.memory_budget),
+        budget_bytes=budget,
+        ffn_bytes=ffn_bytes,
+        bundle_bytes=bundle_bytes,
+        hot_share=args.hot_share,
+        **plan.to_json(),
+    )
     path = args.out_dir / "plan.json"
     tmp = path.with_name(f".plan.json.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc) + "\n")
     tmp.replace(path)  # all or nothing
     print(f"budget {budget:,} B = {budget / ffn_bytes:.1%} of the FFN ({ffn_bytes:,} B)")
-    print(f"hot: {plan.n_hot} neurons, {plan.hot_bytes:,} B; cold LRU: "
-          f"{plan.cold_cache_bytes:,} B")  # fmt: skip
+    print(f"hot: {plan.n_hot} neurons, {plan.hot_bytes:,} B; cold LRU: {plan.cold_cache_bytes:,} B")
     for layer, (ids, cov) in enumerate(zip(plan.hot, plan.covered, strict=True)):
         print(f"  layer {layer}: {len(ids)} hot neurons cover {cov:.1%} of activations")
     print(f"plan -> {path}")
@@ -158,8 +186,12 @@ def _generate(args: argparse.Namespace) -> int:
     if args.max_new_tokens < 1:
         raise UserError("--max-new-tokens must be >= 1")
     with PowerInferEngine.from_pretrained(args.out_dir, memory_budget=args.memory_budget) as e:
-        text = e.generate(args.prompt, max_new_tokens=args.max_new_tokens,
-                          temperature=args.temperature, seed=args.seed)  # fmt: skip
+        text = e.generate(
+            args.prompt,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
         stats = dict(e.stats)
     print(args.prompt + text)
     if args.stats:

@@ -252,8 +252,10 @@ class PowerInferEngine:
         positions, slots = positions.numpy(), slots[order]
         # clusters of >= cluster_size neurons, at most two per reader thread in flight
         size = max(self.cluster_size, -(-k // (2 * self.reader.io_threads)))
-        jobs = [self.reader.submit(layer, positions[i : i + size], slots[i : i + size])
-                for i in range(0, k, size)]  # fmt: skip
+        jobs = [
+            self.reader.submit(layer, positions[i : i + size], slots[i : i + size])
+            for i in range(0, k, size)
+        ]
         return jobs, missing[k:]
 
     def _drain(self, jobs: list, x2: torch.Tensor) -> torch.Tensor:
@@ -292,15 +294,19 @@ class PowerInferEngine:
             try:
                 before = self._counters()
                 tokens, prefill_s, decode_s = decode(
-                    self.model, ids, max_new_tokens=max_new_tokens, **sampling,
+                    self.model,
+                    ids,
+                    max_new_tokens=max_new_tokens,
+                    **sampling,
                     generator=torch.Generator().manual_seed(seed),
                     on_decode=lambda: marks.setdefault("decode", self._counters()),
-                )  # fmt: skip
+                )
             finally:
                 self.reader.close()
         after = self._counters()
-        self._fill_stats(before, marks["decode"], after, ids.shape, max_new_tokens,
-                         prefill_s, decode_s)  # fmt: skip
+        self._fill_stats(
+            before, marks["decode"], after, ids.shape, max_new_tokens, prefill_s, decode_s
+        )
         return finish(tokens, prompt, ids.shape[1])
 
     def _counters(self) -> dict[str, float]:
@@ -433,8 +439,13 @@ def convert(
         train = corpus_batches(
             cfg.predictor_batches, batch_size=cfg.batch_size, seq_len=cfg.seq_len, seed=cfg.seed + 1
         )
-        val = corpus_batches(cfg.val_batches, batch_size=cfg.batch_size, seq_len=cfg.seq_len,
-                             seed=cfg.seed + 2, split="val")  # fmt: skip
+        val = corpus_batches(
+            cfg.val_batches,
+            batch_size=cfg.batch_size,
+            seq_len=cfg.seq_len,
+            seed=cfg.seed + 2,
+            split="val",
+        )
         nets, metrics = train_predictors(
             model,
             train,

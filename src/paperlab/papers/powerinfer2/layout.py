@@ -58,8 +58,18 @@ ALIGN = 4096
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _PREFIX = struct.Struct("<8sIII")  # magic, version, header length, header crc32
 _IOV_MAX = 1024  # buffers per preadv call (Linux IOV_MAX)
-_KEYS = ("n_layers", "ffn_hidden", "dim", "dtype", "bundle_bytes", "data_offset",
-         "layer_stride", "file_bytes", "order", "layer_crc32")  # fmt: skip
+_KEYS = (
+    "n_layers",
+    "ffn_hidden",
+    "dim",
+    "dtype",
+    "bundle_bytes",
+    "data_offset",
+    "layer_stride",
+    "file_bytes",
+    "order",
+    "layer_crc32",
+)
 
 
 class CorruptWeightsError(ValueError):
@@ -85,8 +95,10 @@ def write_bundles(
     path = Path(path)
     layers = [layer.mlp for layer in model.layers]
     ffn, dim = layers[0].gate_proj.weight.shape
-    orders = [torch.arange(ffn) if order is None else torch.as_tensor(o).long() for o in order
-              or [None] * len(layers)]  # fmt: skip
+    orders = [
+        torch.arange(ffn) if order is None else torch.as_tensor(o).long()
+        for o in order or [None] * len(layers)
+    ]
     if len(orders) != len(layers):
         raise ValueError(f"order has {len(orders)} layers, the model {len(layers)}")
     for i, o in enumerate(orders):
@@ -95,10 +107,16 @@ def write_bundles(
     bundle_bytes = 3 * dim * 4
     blobs = [bundle_matrix(m)[o].numpy().tobytes() for m, o in zip(layers, orders, strict=True)]
     stride = _align(ffn * bundle_bytes)
-    header = dict(n_layers=len(layers), ffn_hidden=ffn, dim=dim, dtype="float32",
-                  bundle_bytes=bundle_bytes, layer_stride=stride,
-                  order=[o.tolist() for o in orders],
-                  layer_crc32=[zlib.crc32(b) for b in blobs])  # fmt: skip
+    header = dict(
+        n_layers=len(layers),
+        ffn_hidden=ffn,
+        dim=dim,
+        dtype="float32",
+        bundle_bytes=bundle_bytes,
+        layer_stride=stride,
+        order=[o.tolist() for o in orders],
+        layer_crc32=[zlib.crc32(b) for b in blobs],
+    )
     # data_offset depends on the header's length, which contains it: fix it at a bound first
     text = json.dumps(header | {"data_offset": 0, "file_bytes": 0}).encode()
     data_offset = _align(_PREFIX.size + len(text) + 64)
@@ -130,8 +148,9 @@ class BundleFile:
     def __init__(self, path: str | os.PathLike, *, keep_page_cache: bool = False):
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"no bundle file at {self.path}; write one with "
-                                    "`paperlab powerinfer2 convert`")  # fmt: skip
+            raise FileNotFoundError(
+                f"no bundle file at {self.path}; write one with `paperlab powerinfer2 convert`"
+            )
         self.keep_page_cache = keep_page_cache
         self.fd = os.open(self.path, os.O_RDONLY)
         try:
@@ -147,8 +166,9 @@ class BundleFile:
         self._lock = threading.Lock()
 
     def _corrupt(self, why: str) -> CorruptWeightsError:
-        return CorruptWeightsError(f"{self.path}: {why}; re-create it with "
-                                   "`paperlab powerinfer2 convert`")  # fmt: skip
+        return CorruptWeightsError(
+            f"{self.path}: {why}; re-create it with `paperlab powerinfer2 convert`"
+        )
 
     def _parse(self, size: int) -> None:
         prefix = os.pread(self.fd, _PREFIX.size, 0)
@@ -182,8 +202,10 @@ class BundleFile:
         ):
             raise self._corrupt("header order is not a permutation per layer")
         if size != h["file_bytes"]:
-            raise self._corrupt(f"{size} bytes on disk, the header says {h['file_bytes']} "
-                                "(truncated or appended to)")  # fmt: skip
+            raise self._corrupt(
+                f"{size} bytes on disk, the header says {h['file_bytes']} "
+                "(truncated or appended to)"
+            )
         self.order = order  # (n_layers, ffn): file position -> neuron id
         self.position = order.argsort(dim=1)  # (n_layers, ffn): neuron id -> file position
 
@@ -270,8 +292,9 @@ class BundleFile:
     def _drop(self, offset: int, length: int) -> None:
         if not self.keep_page_cache:  # whole pages: DONTNEED keeps partial ones
             start = offset // PAGE * PAGE
-            os.posix_fadvise(self.fd, start, _align(offset + length, PAGE) - start,
-                             os.POSIX_FADV_DONTNEED)  # fmt: skip
+            os.posix_fadvise(
+                self.fd, start, _align(offset + length, PAGE) - start, os.POSIX_FADV_DONTNEED
+            )
 
     def drop_page_cache(self) -> None:
         """Evict the whole file from the OS page cache (``posix_fadvise(DONTNEED)``)."""
@@ -301,8 +324,14 @@ def page_cache_bytes(path: str | os.PathLike) -> int | None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_int, ctypes.c_long]  # fmt: skip
+        libc.mmap.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_long,
+        ]
         libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
         libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
     except (OSError, AttributeError):
@@ -389,8 +418,11 @@ def write_engine_files(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_bundles(model, folder / FILES["bundles"], order=order)
-    save_safetensors_atomic(non_ffn_state(model), folder / FILES["dense"],
-                            {"format": "pt", "paperlab_model": "PowerInfer2Dense"})  # fmt: skip
+    save_safetensors_atomic(
+        non_ffn_state(model),
+        folder / FILES["dense"],
+        {"format": "pt", "paperlab_model": "PowerInfer2Dense"},
+    )
     info = dict(format=FORMAT, llama_config=asdict(model.config), **(meta or {}))
     tmp = folder / f".{FILES['config']}.tmp"
     tmp.write_text(json.dumps(info, indent=1) + "\n")

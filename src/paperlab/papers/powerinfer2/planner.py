@@ -59,16 +59,21 @@ class Plan:
         """Inverse of `to_json`; a malformed dict -> ValueError (one line)."""
         try:
             hot = [torch.tensor(ids, dtype=torch.int64).reshape(-1) for ids in d["hot"]]
-            plan = cls(hot=hot, hot_bytes=int(d["hot_bytes"]),
-                       cold_cache_bytes=int(d["cold_cache_bytes"]),
-                       covered=[float(c) for c in d["covered"]])  # fmt: skip
+            plan = cls(
+                hot=hot,
+                hot_bytes=int(d["hot_bytes"]),
+                cold_cache_bytes=int(d["cold_cache_bytes"]),
+                covered=[float(c) for c in d["covered"]],
+            )
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise ValueError(f"Plan.from_json: malformed plan ({e!r})") from None
         unsorted = any(len(h) and not bool((h[1:] > h[:-1]).all()) for h in plan.hot)
         negative = min(plan.hot_bytes, plan.cold_cache_bytes) < 0
         if unsorted or negative or len(plan.covered) != len(plan.hot):
-            raise ValueError("Plan.from_json: hot ids must be sorted and unique, one covered "
-                             "share per layer, byte counts >= 0")  # fmt: skip
+            raise ValueError(
+                "Plan.from_json: hot ids must be sorted and unique, one covered "
+                "share per layer, byte counts >= 0"
+            )
         return plan
 
 
@@ -102,8 +107,12 @@ def plan_hot_neurons(
         ids = chosen[layer_of[chosen] == l] - offsets[l]
         hot.append(torch.sort(ids).values)
     hot_bytes = len(chosen) * bundle_bytes
-    return Plan(hot=hot, hot_bytes=hot_bytes, cold_cache_bytes=budget_bytes - hot_bytes,
-                covered=covered_share(profile, hot))  # fmt: skip
+    return Plan(
+        hot=hot,
+        hot_bytes=hot_bytes,
+        cold_cache_bytes=budget_bytes - hot_bytes,
+        covered=covered_share(profile, hot),
+    )
 
 
 def covered_share(profile: ActivationProfile, hot: list[torch.Tensor]) -> list[float]:

@@ -18,19 +18,37 @@ def plot_decode(ctx: RunContext, cfg, m: dict[str, float]) -> None:
     )
     ax.axhline(m["dense_tps"], color="gray", ls=":", label="dense, all in memory")
     for b, t in zip(budgets, tags, strict=True):
-        ax.annotate(f"{m[f'speedup_{t}']:.2f}x", (b, m[f"engine_tps_{t}"]),
-                    textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)  # fmt: skip
-    ax.set(xlabel="memory budget (% of FFN weights)", ylabel="decode tokens/s",
-           title="decode speed vs memory budget", ylim=(0, None))  # fmt: skip
+        ax.annotate(
+            f"{m[f'speedup_{t}']:.2f}x",
+            (b, m[f"engine_tps_{t}"]),
+            textcoords="offset points",
+            xytext=(0, 6),
+            ha="center",
+            fontsize=8,
+        )
+    ax.set(
+        xlabel="memory budget (% of FFN weights)",
+        ylabel="decode tokens/s",
+        title="decode speed vs memory budget",
+        ylim=(0, None),
+    )
     ax.invert_xaxis()
     ax.legend(fontsize=8)
     mib = 2**20
-    bx.plot(budgets, [m[f"engine_block_bytes_per_token_{t}"] / mib for t in tags], "o-",
-            label="engine")  # fmt: skip
-    bx.plot(budgets, [m[f"mmap_block_bytes_per_token_{t}"] / mib for t in tags], "s--",
-            label="dense, mmap")  # fmt: skip
-    bx.set(xlabel="memory budget (% of FFN weights)", ylabel="MiB read from storage per token",
-           title="bytes read per token (block layer)")  # fmt: skip
+    bx.plot(
+        budgets, [m[f"engine_block_bytes_per_token_{t}"] / mib for t in tags], "o-", label="engine"
+    )
+    bx.plot(
+        budgets,
+        [m[f"mmap_block_bytes_per_token_{t}"] / mib for t in tags],
+        "s--",
+        label="dense, mmap",
+    )
+    bx.set(
+        xlabel="memory budget (% of FFN weights)",
+        ylabel="MiB read from storage per token",
+        title="bytes read per token (block layer)",
+    )
     bx.invert_xaxis()
     bx.legend(fontsize=8)
     ctx.save_figure(fig, "decode_vs_budget.png")

@@ -42,12 +42,17 @@ def plot_activation_profile(
         ax_rank.loglog(x[keep].numpy(), freq[keep].numpy(), label=f"layer {l}")
     ax_cdf.axhline(q, color="grey", ls="--", lw=1)
     ax_cdf.plot([0, 1], [0, 1], color="grey", ls=":", lw=1, label="uniform")
-    ax_cdf.set(xlabel="share of neurons (most active first)", ylabel="share of activations",
-               title=f"(b) skew: neurons covering {q:.0%} of activations", xlim=(0, 1),
-               ylim=(0, 1.01))  # fmt: skip
+    ax_cdf.set(
+        xlabel="share of neurons (most active first)",
+        ylabel="share of activations",
+        title=f"(b) skew: neurons covering {q:.0%} of activations",
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax_cdf.legend(fontsize=7, loc="lower right")
-    ax_rank.set(xlabel="neuron rank", ylabel="activation frequency",
-                title="(c) rank-frequency (log-log)")  # fmt: skip
+    ax_rank.set(
+        xlabel="neuron rank", ylabel="activation frequency", title="(c) rank-frequency (log-log)"
+    )
     ax_rank.legend(fontsize=7)
     fig.suptitle(f"ReLU decoder activation profile ({profile.n_tokens} tokens)", fontsize=10)
     fig.tight_layout()
@@ -61,5 +66,10 @@ def _sparsity_panel(ax: Any, profile: ActivationProfile) -> None:
     layers = list(range(len(sparsity)))
     bars = ax.bar(layers, [100 * s for s in sparsity], color="tab:blue")
     ax.bar_label(bars, fmt="%.0f%%", fontsize=8)
-    ax.set(xlabel="layer", ylabel="inactive (neuron, token) pairs, %", ylim=(0, 105),
-           title="(a) activation sparsity per layer", xticks=layers)  # fmt: skip
+    ax.set(
+        xlabel="layer",
+        ylabel="inactive (neuron, token) pairs, %",
+        ylim=(0, 105),
+        title="(a) activation sparsity per layer",
+        xticks=layers,
+    )

@@ -46,8 +46,9 @@ class ActivationPredictor(nn.Module):
     def __init__(self, *, dim: int, ffn_hidden: int, rank: int):
         super().__init__()
         if min(dim, ffn_hidden, rank) < 1:
-            raise ValueError(f"ActivationPredictor: dim={dim}, ffn_hidden={ffn_hidden}, "
-                             f"rank={rank} must be >= 1")  # fmt: skip
+            raise ValueError(
+                f"ActivationPredictor: dim={dim}, ffn_hidden={ffn_hidden}, rank={rank} must be >= 1"
+            )
         self.dim, self.ffn_hidden, self.rank = dim, ffn_hidden, rank
         self.fc1 = nn.Linear(dim, rank, bias=False)
         # DEVIATION: a bias on the output layer (PowerInfer's w1, w2 are bias-free matrices):
@@ -139,9 +140,11 @@ def train_predictors(
     sizes each layer's predictor; we default to one rank for all). `pos_weight` > 1 favours
     recall (a missed neuron costs accuracy, an extra one only I/O)."""
     if steps < 1 or batch_tokens < 1 or not pos_weight > 0 or not 0.0 < holdout < 1.0:
-        raise ValueError("train_predictors: steps, batch_tokens >= 1, pos_weight > 0 and "
-                         f"0 < holdout < 1 please (got {steps}, {batch_tokens}, {pos_weight}, "
-                         f"{holdout})")  # fmt: skip
+        raise ValueError(
+            "train_predictors: steps, batch_tokens >= 1, pos_weight > 0 and "
+            f"0 < holdout < 1 please (got {steps}, {batch_tokens}, {pos_weight}, "
+            f"{holdout})"
+        )
     ranks = [rank] * len(model.layers) if isinstance(rank, int) else list(rank)
     if len(ranks) != len(model.layers):
         raise ValueError(f"train_predictors: {len(ranks)} ranks for {len(model.layers)} layers")
@@ -157,8 +160,14 @@ def train_predictors(
         torch.manual_seed(seed * 1_000 + l)
         predictor = ActivationPredictor(dim=x.shape[1], ffn_hidden=y.shape[1], rank=ranks[l])
         rows = row_batches((x, y), batch_tokens, seed=seed * 1_000 + l)
-        tcfg = TrainConfig(steps=steps, lr=lr, weight_decay=0.0, progress=progress,
-                           seed=seed * 1_000 + l, desc=f"predictor {l}")  # fmt: skip
+        tcfg = TrainConfig(
+            steps=steps,
+            lr=lr,
+            weight_decay=0.0,
+            progress=progress,
+            seed=seed * 1_000 + l,
+            desc=f"predictor {l}",
+        )
         with torch_threads(1):  # tiny matmuls: one thread is as fast, and far faster when
             train(predictor, _bce_loss(pos_weight), rows, tcfg)  # the cores are contended
         predictor.eval()
@@ -173,8 +182,11 @@ def save_predictors(predictors: Sequence[ActivationPredictor], path: str | os.Pa
 
     if not predictors:
         raise ValueError("save_predictors: no predictors")
-    tensors = {f"layers.{l}.{k}": v.detach().contiguous()
-               for l, p in enumerate(predictors) for k, v in p.state_dict().items()}  # fmt: skip
+    tensors = {
+        f"layers.{l}.{k}": v.detach().contiguous()
+        for l, p in enumerate(predictors)
+        for k, v in p.state_dict().items()
+    }
     shapes = [[p.dim, p.ffn_hidden, p.rank] for p in predictors]
     metadata = {"paperlab_model": PREDICTORS_KIND, "shapes": json.dumps(shapes)}
     return save_safetensors_atomic(tensors, path, metadata)

@@ -146,8 +146,9 @@ def profile_activations(
     tokens activate each neuron of each layer (Sec. 6.1 of PowerInfer)."""
     was_training = model.training
     model.eval()
-    counts = [torch.zeros(layer.mlp.gate_proj.out_features, dtype=torch.int64)
-              for layer in model.layers]  # fmt: skip
+    counts = [
+        torch.zeros(layer.mlp.gate_proj.out_features, dtype=torch.int64) for layer in model.layers
+    ]
     n_tokens = 0
     for ids in tqdm(batches, desc="profile", leave=False, disable=not progress):
         ids = ids[0] if isinstance(ids, tuple | list) else ids

@@ -56,8 +56,17 @@ class ReluModelConfig:
     # (TurboSparse-Mistral/-Mixtral: dReLU and ~150B tokens of continued pre-training).
 
     def __post_init__(self) -> None:
-        positive = ("dim", "n_layers", "n_heads", "ffn_hidden", "seq_len", "max_seq_len",
-                    "steps", "batch_size", "val_batches")  # fmt: skip
+        positive = (
+            "dim",
+            "n_layers",
+            "n_heads",
+            "ffn_hidden",
+            "seq_len",
+            "max_seq_len",
+            "steps",
+            "batch_size",
+            "val_batches",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"ReluModelConfig.{name}={getattr(self, name)} must be >= 1")
@@ -81,20 +90,44 @@ class ReluModelConfig:
 
     def llama_config(self) -> LlamaConfig:
         """The core decoder: ReGLU FFN, byte vocabulary (256), plain multi-head attention."""
-        return LlamaConfig(vocab_size=256, dim=self.dim, n_layers=self.n_layers,
-                           n_heads=self.n_heads, ffn_hidden=self.ffn_hidden,
-                           max_seq_len=self.max_seq_len, hidden_act="relu")  # fmt: skip
+        return LlamaConfig(
+            vocab_size=256,
+            dim=self.dim,
+            n_layers=self.n_layers,
+            n_heads=self.n_heads,
+            ffn_hidden=self.ffn_hidden,
+            max_seq_len=self.max_seq_len,
+            hidden_act="relu",
+        )
 
 
-# fmt: off
 PRESETS: dict[str, dict] = {
-    "tiny": dict(dim=32, n_layers=2, n_heads=2, ffn_hidden=128, seq_len=32, max_seq_len=256,
-                 steps=20, batch_size=4, warmup_steps=2, val_batches=2),
+    "tiny": dict(
+        dim=32,
+        n_layers=2,
+        n_heads=2,
+        ffn_hidden=128,
+        seq_len=32,
+        max_seq_len=256,
+        steps=20,
+        batch_size=4,
+        warmup_steps=2,
+        val_batches=2,
+    ),
     "default": {},
-    "full": dict(dim=384, n_layers=6, n_heads=6, ffn_hidden=3072, seq_len=256, steps=3000,
-                 batch_size=16, lr=1e-3, warmup_steps=100, val_batches=32),
+    "full": dict(
+        dim=384,
+        n_layers=6,
+        n_heads=6,
+        ffn_hidden=3072,
+        seq_len=256,
+        steps=3000,
+        batch_size=16,
+        lr=1e-3,
+        warmup_steps=100,
+        val_batches=32,
+    ),
 }
-# fmt: on
 
 
 def text_batches(
@@ -142,15 +175,25 @@ def fit_relu_model(
         torch.manual_seed(seed)
         model = Llama(cfg.llama_config())
         batches = text_batches(cfg.seq_len + 1, split="train", seed=seed, batch_size=cfg.batch_size)
-        tcfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                           warmup_steps=min(cfg.warmup_steps, cfg.steps), progress=progress,
-                           seed=seed, desc="relu decoder")  # fmt: skip
+        tcfg = TrainConfig(
+            steps=cfg.steps,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            warmup_steps=min(cfg.warmup_steps, cfg.steps),
+            progress=progress,
+            seed=seed,
+            desc="relu decoder",
+        )
         start = time.perf_counter()
         history = train(model, lm_loss, batches, tcfg)
         seconds = time.perf_counter() - start
         model.eval()
-        info = {"seconds": seconds, "val_loss": val_loss(model, cfg),
-                "train_loss": history["loss"][-1], "history": history}  # fmt: skip
+        info = {
+            "seconds": seconds,
+            "val_loss": val_loss(model, cfg),
+            "train_loss": history["loss"][-1],
+            "history": history,
+        }
         _TRAINED[key] = (model, info)
     model, info = _TRAINED[key]
     return copy.deepcopy(model), copy.deepcopy(info)

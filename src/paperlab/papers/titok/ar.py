@@ -54,8 +54,14 @@ class ARGenerator(nn.Module):
         inputs = torch.cat([self.condition(labels, drop)[:, None], tokens[:, :-1]], dim=1)
         return self.llama(inputs)[..., : self.codebook_size]
 
-    def loss(self, tokens: Tensor, labels: Tensor, *, class_dropout: float = 0.1,
-             generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+    def loss(
+        self,
+        tokens: Tensor,
+        labels: Tensor,
+        *,
+        class_dropout: float = 0.1,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """Next-token cross-entropy with ``class_dropout`` of the labels set to the null class."""
         drop = (torch.rand(labels.shape[0], generator=generator) < class_dropout).to(labels.device)
         logits = self(tokens, labels, drop)

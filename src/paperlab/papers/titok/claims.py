@@ -103,19 +103,49 @@ PROBE_MARGIN = 0.02  # probe accuracy of the smallest K must beat the largest K 
 MIN_SPEEDUP = 5.0  # images/s with K TiTok tokens over the 64-token grid (the target)
 MAX_FD_RATIO = 1.5  # "comparable FD": TiTok's FD-shapes <= 1.5x the grid's (MaskGIT and AR)
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(n_train=300, n_test=200, workers=1, token_counts=(2, 8), width=32,
-                 enc_depth=1, dec_depth=1, codebook_size=64, tok_steps=30, tok_batch=16,
-                 restart_every=10, probe_train=200, gen_dim=32, gen_depth=1, gen_steps=20,
-                 gen_batch=16, judge_steps=20, n_samples=64, timing_batch=16, timing_reps=1),
+    "tiny": dict(
+        n_train=300,
+        n_test=200,
+        workers=1,
+        token_counts=(2, 8),
+        width=32,
+        enc_depth=1,
+        dec_depth=1,
+        codebook_size=64,
+        tok_steps=30,
+        tok_batch=16,
+        restart_every=10,
+        probe_train=200,
+        gen_dim=32,
+        gen_depth=1,
+        gen_steps=20,
+        gen_batch=16,
+        judge_steps=20,
+        n_samples=64,
+        timing_batch=16,
+        timing_reps=1,
+    ),
     "default": {},
-    "full": dict(n_train=20000, n_test=2000, token_counts=(2, 4, 8, 16, 32), width=128,
-                 enc_depth=4, dec_depth=4, codebook_size=1024, tok_steps=5000, tok_batch=64,
-                 probe_train=5000, gen_dim=128, gen_depth=4, gen_steps=5000,
-                 judge_steps=1000, n_samples=5000, timing_reps=5),
+    "full": dict(
+        n_train=20000,
+        n_test=2000,
+        token_counts=(2, 4, 8, 16, 32),
+        width=128,
+        enc_depth=4,
+        dec_depth=4,
+        codebook_size=1024,
+        tok_steps=5000,
+        tok_batch=64,
+        probe_train=5000,
+        gen_dim=128,
+        gen_depth=4,
+        gen_steps=5000,
+        judge_steps=1000,
+        n_samples=5000,
+        timing_reps=5,
+    ),
 }
-# fmt: on
 
 
 def _data(ctx: RunContext):
@@ -194,8 +224,11 @@ def _sampler(cfg: TiTokClaimsConfig, name: str, gen, tok):
     kind = name.split("_")[0]
     kw = {"cfg_scale": cfg.cfg_scale}
     if kind == "maskgit":
-        kw |= dict(num_steps=cfg.num_steps, schedule=cfg.schedule,
-                   randomness_temperature=cfg.randomness_temperature)  # fmt: skip
+        kw |= dict(
+            num_steps=cfg.num_steps,
+            schedule=cfg.schedule,
+            randomness_temperature=cfg.randomness_temperature,
+        )
 
     def sample(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
@@ -212,8 +245,10 @@ def run_generation(ctx: RunContext) -> dict[str, float]:
         "generators",
         lambda: build_generators(cfg, ctx.seed, train, test, tokenizers, ctx.progress),
     )
-    source = {"titok": tokenizers[titok_name(cfg.gen_tokens)].model,
-              "grid": tokenizers[grid_name(cfg, cfg.gen_grid_patch)].model}  # fmt: skip
+    source = {
+        "titok": tokenizers[titok_name(cfg.gen_tokens)].model,
+        "grid": tokenizers[grid_name(cfg, cfg.gen_grid_patch)].model,
+    }
     order = ("maskgit_titok", "maskgit_grid", "ar_titok", "ar_grid")
     samplers = {n: _sampler(cfg, n, generators[n].model, source[n.split("_")[1]]) for n in order}
     m: dict[str, float] = {}

@@ -61,10 +61,12 @@ def tokenizer_specs(cfg: Any, channels: int) -> dict[str, tuple[str, dict[str, A
         code_dim=cfg.code_dim,
     )
     specs = {
-        titok_name(k): ("titok", {**common, "patch_size": cfg.titok_patch_size,
-                                  "num_latent_tokens": k})
+        titok_name(k): (
+            "titok",
+            {**common, "patch_size": cfg.titok_patch_size, "num_latent_tokens": k},
+        )
         for k in cfg.token_counts
-    }  # fmt: skip
+    }
     for p in cfg.grid_patch_sizes:
         specs[grid_name(cfg, p)] = ("grid", {**common, "patch_size": p})
     return specs
@@ -97,12 +99,25 @@ def build_tokenizers(
     )
     order = sorted(specs, key=lambda n: -_sequence_cost(*specs[n]))  # longest jobs first
     jobs = [
-        (fit_tokenizer, dict(kind=specs[n][0], kwargs=specs[n][1], images=train.images,
-                             train_kw={**train_kw, "desc": n}, seed=seed))
+        (
+            fit_tokenizer,
+            dict(
+                kind=specs[n][0],
+                kwargs=specs[n][1],
+                images=train.images,
+                train_kw={**train_kw, "desc": n},
+                seed=seed,
+            ),
+        )
         for n in order
-    ]  # fmt: skip
-    results = run_jobs(jobs, workers=cfg.workers, threads=cfg.threads,
-                       progress=progress and cfg.workers > 1, desc="titok: tokenizers")  # fmt: skip
+    ]
+    results = run_jobs(
+        jobs,
+        workers=cfg.workers,
+        threads=cfg.threads,
+        progress=progress and cfg.workers > 1,
+        desc="titok: tokenizers",
+    )
     out = {}
     for name, res in zip(order, results, strict=True):
         kind, kwargs = specs[name]
@@ -133,40 +148,70 @@ def fit_judge(*, train: ImageDataset, reference: ImageDataset, steps: int, seed:
 
 
 def generator_kwargs(cfg: Any, kind: str, seq_len: int, num_classes: int) -> dict[str, Any]:
-    common = dict(codebook_size=cfg.codebook_size, seq_len=seq_len, num_classes=num_classes,
-                  dim=cfg.gen_dim, n_heads=cfg.n_heads)  # fmt: skip
+    common = dict(
+        codebook_size=cfg.codebook_size,
+        seq_len=seq_len,
+        num_classes=num_classes,
+        dim=cfg.gen_dim,
+        n_heads=cfg.n_heads,
+    )
     depth_key = "depth" if kind == "maskgit" else "n_layers"
     return {**common, depth_key: cfg.gen_depth}
 
 
 def build_generators(
-    cfg: Any, seed: int, train: ImageDataset, test: ImageDataset, tokenizers: dict[str, Trained],
+    cfg: Any,
+    seed: int,
+    train: ImageDataset,
+    test: ImageDataset,
+    tokenizers: dict[str, Trained],
     progress: bool,
-) -> tuple[dict[str, Trained], Any]:  # fmt: skip
+) -> tuple[dict[str, Trained], Any]:
     """{"maskgit_titok", "maskgit_grid", "ar_titok", "ar_grid"} -> Trained, and the judge."""
     sources = {"titok": titok_name(cfg.gen_tokens), "grid": grid_name(cfg, cfg.gen_grid_patch)}
     tokens = {src: tokenize(tokenizers[name].model, train.images) for src, name in sources.items()}
-    train_kw = dict(steps=cfg.gen_steps, batch_size=cfg.gen_batch, lr=cfg.gen_lr,
-                    progress=progress and cfg.workers <= 1)  # fmt: skip
+    train_kw = dict(
+        steps=cfg.gen_steps,
+        batch_size=cfg.gen_batch,
+        lr=cfg.gen_lr,
+        progress=progress and cfg.workers <= 1,
+    )
     names, jobs = [], []
     for src in ("grid", "titok"):  # the long (64-token) jobs first
         for kind in ("maskgit", "ar"):
             kwargs = generator_kwargs(cfg, kind, tokens[src].shape[1], train.num_classes)
             names.append(f"{kind}_{src}")
-            jobs.append((fit_generator, dict(kind=kind, kwargs=kwargs, tokens=tokens[src],
-                         labels=train.labels, train_kw={**train_kw, "desc": names[-1]},
-                         seed=seed)))  # fmt: skip
+            jobs.append(
+                (
+                    fit_generator,
+                    dict(
+                        kind=kind,
+                        kwargs=kwargs,
+                        tokens=tokens[src],
+                        labels=train.labels,
+                        train_kw={**train_kw, "desc": names[-1]},
+                        seed=seed,
+                    ),
+                )
+            )
     judge_train, _ = train.split(min(len(train) // 2, 2000), seed=seed + 1)
-    jobs.insert(2, (fit_judge, dict(train=judge_train, reference=test, steps=cfg.judge_steps,
-                                    seed=seed)))  # fmt: skip
-    results = run_jobs(jobs, workers=cfg.workers, threads=cfg.threads,
-                       progress=progress and cfg.workers > 1, desc="titok: generators")  # fmt: skip
+    jobs.insert(
+        2, (fit_judge, dict(train=judge_train, reference=test, steps=cfg.judge_steps, seed=seed))
+    )
+    results = run_jobs(
+        jobs,
+        workers=cfg.workers,
+        threads=cfg.threads,
+        progress=progress and cfg.workers > 1,
+        desc="titok: generators",
+    )
     judge = results.pop(2)
     out = {}
     for name, res in zip(names, results, strict=True):
         kind, src = name.split("_")
-        model = GENERATORS[kind](**generator_kwargs(cfg, kind, tokens[src].shape[1],
-                                                    train.num_classes))  # fmt: skip
+        model = GENERATORS[kind](
+            **generator_kwargs(cfg, kind, tokens[src].shape[1], train.num_classes)
+        )
         model.load_state_dict(res["state"])
         out[name] = Trained(model.eval(), res["history"], res["seconds"])
     return out, judge

@@ -35,8 +35,9 @@ def plot_reconstruction(ctx: RunContext, cfg: Any, tokenizers: dict, test: Any, 
     rows = [x] + [t.model.reconstruct(x) for t in tokenizers.values()]
     a2.imshow(image_grid(torch.cat(rows), nrow=8), interpolation="nearest")
     size = x.shape[-1] + 1  # image_grid puts one pixel of padding around every image
-    a2.set_yticks([1 + size * i + size / 2 for i in range(len(rows))], ["input", *tokenizers],
-                  fontsize=7)  # fmt: skip
+    a2.set_yticks(
+        [1 + size * i + size / 2 for i in range(len(rows))], ["input", *tokenizers], fontsize=7
+    )
     a2.set_xticks([])
     a2.set_title("held-out images and reconstructions")
     ctx.save_figure(fig, "reconstruction.png")

@@ -75,19 +75,35 @@ class TransNARClaimsConfig:
             raise ValueError("train_sizes must be node counts >= 2, e.g. 4,5,6,7,8")
         top = max(self.train_sizes)
         if not any(n <= top for n in self.eval_sizes) or not any(n > top for n in self.eval_sizes):
-            raise ValueError(f"eval_sizes needs sizes <= {top} and > {top} (in and out of "
-                             f"distribution), got {self.eval_sizes}")  # fmt: skip
+            raise ValueError(
+                f"eval_sizes needs sizes <= {top} and > {top} (in and out of "
+                f"distribution), got {self.eval_sizes}"
+            )
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
             raise ValueError(f"dim={self.dim} must split into n_heads={self.n_heads} even heads")
-        positive = ("nar_hidden", "triplet_dim", "nar_pool", "nar_steps", "nar_batch", "n_train",
-                    "n_eval", "n_layers", "steps", "batch_size", "workers", "threads")  # fmt: skip
+        positive = (
+            "nar_hidden",
+            "triplet_dim",
+            "nar_pool",
+            "nar_steps",
+            "nar_batch",
+            "n_train",
+            "n_eval",
+            "n_layers",
+            "steps",
+            "batch_size",
+            "workers",
+            "threads",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         need = max(longest_text(a, n) for a in self.algorithms for n in self.eval_sizes) + 8
         if self.max_position < need:
-            raise ValueError(f"max_position={self.max_position} is below the longest eval text "
-                             f"({need} tokens); raise it or drop large eval_sizes")  # fmt: skip
+            raise ValueError(
+                f"max_position={self.max_position} is below the longest eval text "
+                f"({need} tokens); raise it or drop large eval_sizes"
+            )
 
     @property
     def ood_sizes(self) -> tuple[int, ...]:
@@ -104,35 +120,77 @@ ID_TOLERANCE = 0.02  # TransNAR's in-distribution CLRS score >= baseline's (with
 OOD_GAIN = 0.05  # TransNAR's OOD CLRS score - baseline's, at least
 OOD_MARGIN = 0.03  # gains within this of OOD_GAIN are too close to call
 
-# fmt: off
 PRESETS = {
-    "tiny": dict(train_sizes=(4, 5), eval_sizes=(4, 6), workers=1, nar_hidden=16, triplet_dim=4,
-                 nar_pool=32, nar_steps=8, nar_batch=8, n_train=48, n_eval=2, dim=32,
-                 n_layers=1, n_heads=2, ffn_hidden=64, steps=6, batch_size=4, max_position=320),
+    "tiny": dict(
+        train_sizes=(4, 5),
+        eval_sizes=(4, 6),
+        workers=1,
+        nar_hidden=16,
+        triplet_dim=4,
+        nar_pool=32,
+        nar_steps=8,
+        nar_batch=8,
+        n_train=48,
+        n_eval=2,
+        dim=32,
+        n_layers=1,
+        n_heads=2,
+        ffn_hidden=64,
+        steps=6,
+        batch_size=4,
+        max_position=320,
+    ),
     "default": {},
-    "full": dict(nar_hidden=128, triplet_dim=8, nar_pool=10000, nar_steps=10000, n_train=100000,
-                 n_eval=100, dim=256, n_layers=6, n_heads=8, ffn_hidden=768, steps=20000,
-                 batch_size=64, lr=5e-4),
+    "full": dict(
+        nar_hidden=128,
+        triplet_dim=8,
+        nar_pool=10000,
+        nar_steps=10000,
+        n_train=100000,
+        n_eval=100,
+        dim=256,
+        n_layers=6,
+        n_heads=8,
+        ffn_hidden=768,
+        steps=20000,
+        batch_size=64,
+        lr=5e-4,
+    ),
 }
-# fmt: on
 
 
 def build_models(cfg: TransNARClaimsConfig, seed: int, progress: bool) -> dict:
     """Phase 1 (NAR) in this process, then phase 2 (TransNAR, baseline) as two jobs."""
     with torch_threads(cfg.threads):
         nar, nar_acc = pretrain_nar(cfg, seed, progress=progress)
-        train_set = text_examples(sample_many(cfg.algorithms, cfg.train_sizes, cfg.n_train,
-                                              seed + 1), nar)  # fmt: skip
+        train_set = text_examples(
+            sample_many(cfg.algorithms, cfg.train_sizes, cfg.n_train, seed + 1), nar
+        )
         eval_set = []
         for i, n in enumerate(cfg.eval_sizes):
             count = cfg.n_eval * len(cfg.algorithms)
             eval_set += text_examples(sample_many(cfg.algorithms, (n,), count, seed + 2 + i), nar)
-    jobs = [(fit_text_model, dict(cfg=cfg, cross_attention=xattn, train_set=train_set,
-                                  eval_set=eval_set, seed=seed,
-                                  progress=progress and cfg.workers <= 1))
-            for xattn in (True, False)]  # fmt: skip
-    results = run_jobs(jobs, workers=cfg.workers, threads=cfg.threads,
-                       progress=progress and cfg.workers > 1, desc="transnar: phase 2")  # fmt: skip
+    jobs = [
+        (
+            fit_text_model,
+            dict(
+                cfg=cfg,
+                cross_attention=xattn,
+                train_set=train_set,
+                eval_set=eval_set,
+                seed=seed,
+                progress=progress and cfg.workers <= 1,
+            ),
+        )
+        for xattn in (True, False)
+    ]
+    results = run_jobs(
+        jobs,
+        workers=cfg.workers,
+        threads=cfg.threads,
+        progress=progress and cfg.workers > 1,
+        desc="transnar: phase 2",
+    )
     return {"nar_acc": nar_acc, "transnar": results[0], "baseline": results[1]}
 
 

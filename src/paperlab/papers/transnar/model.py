@@ -111,9 +111,13 @@ class TextDecoder(nn.Module):
         h = self.llama.embed(ids)
         for i in range(self.config.n_layers):
             h = self.llama.run_layers(
-                h, i, i + 1, cache=cache, position_ids=position_ids,
+                h,
+                i,
+                i + 1,
+                cache=cache,
+                position_ids=position_ids,
                 attention_mask=attention_mask,
-            )  # fmt: skip
+            )
             if str(i) in self.xattn:
                 if nodes is None or node_mask is None:
                     raise ValueError("TransNAR needs the NAR's node embeddings (nodes, node_mask)")
@@ -179,8 +183,12 @@ def greedy_decode(
         if bool(done.all()) or step + 1 == max_new_tokens:
             break
         at = T + step
-        logits = model(nxt[:, None], position_ids=positions[:, at : at + 1],
-                       attention_mask=mask[:, : at + 1], **kw)  # fmt: skip
+        logits = model(
+            nxt[:, None],
+            position_ids=positions[:, at : at + 1],
+            attention_mask=mask[:, : at + 1],
+            **kw,
+        )
     return [_until_blank_line(row) for row in out.tolist()]
 
 
@@ -191,8 +199,11 @@ def _decode_positions(lengths, T, max_new, randomized, max_position, generator):
     pos = torch.zeros((B, T + max_new), dtype=torch.long)
     for b, n in enumerate(lengths.tolist()):
         size = n + max_new
-        row = (random_positions(1, size, max_position, generator)[0] if randomized
-               else torch.arange(size))  # fmt: skip
+        row = (
+            random_positions(1, size, max_position, generator)[0]
+            if randomized
+            else torch.arange(size)
+        )
         pos[b, T - n :] = row
     return pos
 

@@ -59,9 +59,14 @@ class TripletGMPNN(nn.Module):
 
     def triplets(self, z, e, node_mask):
         """φ(max_k t_ijk) (B, N, N, hidden); the max runs over real nodes k."""
-        t = (self.t_i(z)[:, :, None, None] + self.t_j(z)[:, None, :, None]
-             + self.t_k(z)[:, None, None, :] + self.t_ij(e)[:, :, :, None]
-             + self.t_ik(e)[:, :, None, :] + self.t_kj(e).transpose(1, 2)[:, None])  # fmt: skip
+        t = (
+            self.t_i(z)[:, :, None, None]
+            + self.t_j(z)[:, None, :, None]
+            + self.t_k(z)[:, None, None, :]
+            + self.t_ij(e)[:, :, :, None]
+            + self.t_ik(e)[:, :, None, :]
+            + self.t_kj(e).transpose(1, 2)[:, None]
+        )
         keep = node_mask[:, None, None, :, None]  # (B, 1, 1, N, 1): real k
         t = t.masked_fill(~keep, torch.finfo(t.dtype).min).amax(dim=3)
         return self.t_out(F.relu(t))

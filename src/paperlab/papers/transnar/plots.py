@@ -15,10 +15,21 @@ def plot_scores(ctx: RunContext, cfg: Any, models: dict) -> None:
         for name, color in (("transnar", "C0"), ("baseline", "C1")):
             s = models[name]["scores"]["scores"]
             sizes = list(cfg.eval_sizes)
-            ax.plot(sizes, [s[f"clrs_{algo}_n{n}"] for n in sizes], "o-", color=color,
-                    label=f"{name} CLRS score")  # fmt: skip
-            ax.plot(sizes, [s[f"shape_{algo}_n{n}"] for n in sizes], "s--", color=color,
-                    alpha=0.6, label=f"{name} shape score")  # fmt: skip
+            ax.plot(
+                sizes,
+                [s[f"clrs_{algo}_n{n}"] for n in sizes],
+                "o-",
+                color=color,
+                label=f"{name} CLRS score",
+            )
+            ax.plot(
+                sizes,
+                [s[f"shape_{algo}_n{n}"] for n in sizes],
+                "s--",
+                color=color,
+                alpha=0.6,
+                label=f"{name} shape score",
+            )
         ax.axvspan(min(cfg.train_sizes) - 0.5, max(cfg.train_sizes) + 0.5, color="0.9")
         ax.set_title(algo)
         ax.set_xlabel("input size (shaded: training sizes)")
@@ -31,8 +42,9 @@ def plot_scores(ctx: RunContext, cfg: Any, models: dict) -> None:
 def plot_nar(ctx: RunContext, cfg: Any, acc: dict[str, float]) -> None:
     fig, ax = ctx.figure(figsize=(5, 3.6))
     for algo in cfg.algorithms:
-        ax.plot(cfg.eval_sizes, [acc[f"nar_acc_{algo}_n{n}"] for n in cfg.eval_sizes], "o-",
-                label=algo)  # fmt: skip
+        ax.plot(
+            cfg.eval_sizes, [acc[f"nar_acc_{algo}_n{n}"] for n in cfg.eval_sizes], "o-", label=algo
+        )
     ax.axvspan(min(cfg.train_sizes) - 0.5, max(cfg.train_sizes) + 0.5, color="0.9")
     ax.set_xlabel("graph size (shaded: training sizes)")
     ax.set_ylabel("NAR element-wise accuracy")

@@ -45,8 +45,10 @@ def pretrain_nar(cfg: Any, seed: int, progress: bool = False) -> tuple[NAR, dict
     element-wise accuracy per algorithm and eval size on fresh graphs."""
     torch.manual_seed(seed)
     model = NAR(algorithms=cfg.algorithms, hidden=cfg.nar_hidden, triplet_dim=cfg.triplet_dim)
-    pools = {a: [graph_form(x) for x in sample_many((a,), cfg.train_sizes, cfg.nar_pool, seed)]
-             for a in cfg.algorithms}  # fmt: skip
+    pools = {
+        a: [graph_form(x) for x in sample_many((a,), cfg.train_sizes, cfg.nar_pool, seed)]
+        for a in cfg.algorithms
+    }
 
     def batches(step: int):
         algo = cfg.algorithms[step % len(cfg.algorithms)]
@@ -54,9 +56,15 @@ def pretrain_nar(cfg: Any, seed: int, progress: bool = False) -> tuple[NAR, dict
         picked = rng.integers(len(pools[algo]), size=cfg.nar_batch)
         return algo, collate_graphs([pools[algo][i] for i in picked])
 
-    tcfg = TrainConfig(steps=cfg.nar_steps, lr=cfg.nar_lr, warmup_steps=cfg.nar_steps // 20,
-                       weight_decay=0.0, progress=progress, seed=seed,
-                       desc="transnar: NAR")  # fmt: skip
+    tcfg = TrainConfig(
+        steps=cfg.nar_steps,
+        lr=cfg.nar_lr,
+        warmup_steps=cfg.nar_steps // 20,
+        weight_decay=0.0,
+        progress=progress,
+        seed=seed,
+        desc="transnar: NAR",
+    )
     train(model, lambda m, b: nar_loss(m, b[0], b[1]), batches, tcfg)
     model.eval().requires_grad_(False)
     acc = {}
@@ -127,9 +135,14 @@ def collate_text(examples: list[TextExample], *, randomized: bool, max_position:
 
 
 def build_decoder(cfg: Any, cross_attention: bool) -> TextDecoder:
-    config = LlamaConfig(vocab_size=VOCAB_SIZE, dim=cfg.dim, n_layers=cfg.n_layers,
-                         n_heads=cfg.n_heads, ffn_hidden=cfg.ffn_hidden,
-                         max_seq_len=cfg.max_position)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=VOCAB_SIZE,
+        dim=cfg.dim,
+        n_layers=cfg.n_layers,
+        n_heads=cfg.n_heads,
+        ffn_hidden=cfg.ffn_hidden,
+        max_seq_len=cfg.max_position,
+    )
     return TextDecoder(config=config, node_dim=cfg.nar_hidden, cross_attention=cross_attention)
 
 
@@ -140,9 +153,14 @@ def text_loss(model: TextDecoder, batch) -> torch.Tensor:
 
 
 def fit_text_model(
-    *, cfg: Any, cross_attention: bool, train_set: list[TextExample],
-    eval_set: list[TextExample], seed: int, progress: bool = False,
-) -> dict[str, Any]:  # fmt: skip
+    *,
+    cfg: Any,
+    cross_attention: bool,
+    train_set: list[TextExample],
+    eval_set: list[TextExample],
+    seed: int,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Phase 2 for one model (a job for ``run_jobs``): train, then score greedy decodes."""
     torch.manual_seed(seed)
     model = build_decoder(cfg, cross_attention)
@@ -151,18 +169,33 @@ def fit_text_model(
     def batches(step: int):
         gen = torch.Generator().manual_seed(seed * 100_003 + step)
         picked = torch.randint(len(train_set), (cfg.batch_size,), generator=gen).tolist()
-        return collate_text([train_set[i] for i in picked], randomized=cfg.randomized_positions,
-                            max_position=cfg.max_position, gen=gen)  # fmt: skip
+        return collate_text(
+            [train_set[i] for i in picked],
+            randomized=cfg.randomized_positions,
+            max_position=cfg.max_position,
+            gen=gen,
+        )
 
-    tcfg = TrainConfig(steps=cfg.steps, lr=cfg.lr, warmup_steps=cfg.steps // 10,
-                       weight_decay=0.01, progress=progress, seed=seed,
-                       desc=f"transnar: {name}")  # fmt: skip
+    tcfg = TrainConfig(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        warmup_steps=cfg.steps // 10,
+        weight_decay=0.01,
+        progress=progress,
+        seed=seed,
+        desc=f"transnar: {name}",
+    )
     start = time.perf_counter()
     history = train(model, text_loss, batches, tcfg)
     train_seconds = time.perf_counter() - start
     scores = evaluate(model, eval_set, cfg, seed)
-    return {"state": model.state_dict(), "history": history, "scores": scores,
-            "train_seconds": train_seconds, "params": model.num_params()}  # fmt: skip
+    return {
+        "state": model.state_dict(),
+        "history": history,
+        "scores": scores,
+        "train_seconds": train_seconds,
+        "params": model.num_params(),
+    }
 
 
 def evaluate(model: TextDecoder, eval_set: list[TextExample], cfg: Any, seed: int) -> dict:
@@ -179,10 +212,15 @@ def evaluate(model: TextDecoder, eval_set: list[TextExample], cfg: Any, seed: in
         nodes = torch.stack([e.nodes for e in exs]) if N == min(e.n for e in exs) else None
         mask = torch.ones(nodes.shape[:2], dtype=torch.bool) if nodes is not None else None
         outs = greedy_decode(
-            model, [e.prompt for e in exs], max_new_tokens=max(len(e.answer) for e in exs) + 8,
-            nodes=nodes, node_mask=mask, randomized=cfg.randomized_positions,
-            max_position=cfg.max_position, generator=gen,
-        )  # fmt: skip
+            model,
+            [e.prompt for e in exs],
+            max_new_tokens=max(len(e.answer) for e in exs) + 8,
+            nodes=nodes,
+            node_mask=mask,
+            randomized=cfg.randomized_positions,
+            max_position=cfg.max_position,
+            generator=gen,
+        )
         per = [score_answer(algo, decode(o), e.answer_text) for o, e in zip(outs, exs, strict=True)]
         for metric in METRICS:
             scores[f"{metric}_{algo}_n{n}"] = float(np.mean([p[metric] for p in per]))
