@@ -1,13 +1,14 @@
-"""The 25 papers of the project (PAPERS.md): slug, title, arXiv id, section.
+"""The 25 papers of the project: slug, title, arXiv id, section.
 
 A paper is *implemented* when ``paperlab.papers.<slug>.claims`` exists and exports ``PAPER``;
 every other paper is *planned* and is never shown with a verdict."""
 
 from __future__ import annotations
 
+import ast
 import importlib
-import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 from paperlab.claims import PaperClaims, UserError
 
@@ -138,12 +139,27 @@ PAPERS: dict[str, PaperInfo] = {
 }
 
 
+PAPERS_DIR = Path(__file__).resolve().parent / "papers"
+
+
 def is_implemented(slug: str) -> bool:
-    """True if the paper's package has a ``claims`` module (its claims can be re-run)."""
-    try:
-        return importlib.util.find_spec(f"paperlab.papers.{slug}.claims") is not None
-    except ModuleNotFoundError:
-        return False
+    """True if the paper's package has a ``claims`` module (its claims can be re-run). Looks at
+    the files only: nothing is imported (``paperlab list`` stays free of torch)."""
+    return slug in PAPERS and (PAPERS_DIR / slug / "claims.py").is_file()
+
+
+def claim_ids(slug: str) -> list[str]:
+    """The ids of a paper's claims, read from its ``claims.py`` without importing it: the
+    string ``id=`` of every ``Claim(...)`` call, in order (the registry test checks that this
+    equals ``load_paper(slug).claims``)."""
+    tree = ast.parse((PAPERS_DIR / slug / "claims.py").read_text(encoding="utf-8"))
+    ids = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Claim":
+            for kw in node.keywords:
+                if kw.arg == "id" and isinstance(kw.value, ast.Constant):
+                    ids.append((node.lineno, node.col_offset, kw.value.value))
+    return [i for *_, i in sorted(ids)]
 
 
 def implemented() -> list[str]:

@@ -14,103 +14,37 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Verdict = Literal["holds", "fails", "inconclusive", "skipped"]
-VERDICTS: tuple[str, ...] = ("holds", "fails", "inconclusive", "skipped")
+from paperlab.core.artifacts import ArtifactCache
+from paperlab.core.criteria import (  # noqa: F401  (re-exported: the claim contract's API)
+    VERDICTS,
+    Criterion,
+    Verdict,
+    all_of,
+    at_least,
+    at_most,
+    custom,
+)
+from paperlab.core.errors import SkipClaim, UserError  # noqa: F401  (re-exported)
+
 SCALES: tuple[str, ...] = ("tiny", "default", "full")
-
-
-class UserError(Exception):
-    """A mistake in what the user asked for. The CLI prints it as one line and exits 2."""
-
-
-class SkipClaim(Exception):
-    """Raised by a claim's run when an external resource is missing (``skipped (needs X)``)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Criteria: readable text + the function that judges, built from small combinators.
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """A rule from measured figures to a verdict. ``text`` is what the report shows."""
-
-    text: str
-    judge_fn: Callable[[Mapping[str, float]], tuple[Verdict, str]]
-
-    def judge(self, measured: Mapping[str, float]) -> tuple[Verdict, str]:
-        try:
-            return self.judge_fn(measured)
-        except KeyError as e:  # a criterion naming a figure the run did not measure
-            return "inconclusive", f"figure {e} was not measured"
-
-
-def _cmp(key: str, op: str, value: float, margin: float | None) -> Criterion:
-    """``key op value``; if ``margin`` is given, results within it of the threshold are
-    ``inconclusive`` (too close to call); beyond it on the wrong side they ``fail``."""
-
-    def judge(m: Mapping[str, float]) -> tuple[Verdict, str]:
-        x = float(m[key])
-        if math.isnan(x):
-            return "inconclusive", f"{key} is NaN"
-        ok = x >= value if op == ">=" else x <= value
-        if ok:
-            return "holds", f"{key}={x:.4g} {op} {value:g}"
-        if margin is not None and abs(x - value) <= margin:
-            return "inconclusive", f"{key}={x:.4g} misses {op} {value:g} by less than {margin:g}"
-        return "fails", f"{key}={x:.4g} not {op} {value:g}"
-
-    band = f" (within {margin:g}: inconclusive)" if margin is not None else ""
-    return Criterion(f"{key} {op} {value:g}{band}", judge)
-
-
-def at_least(key: str, value: float, *, margin: float | None = None) -> Criterion:
-    return _cmp(key, ">=", value, margin)
-
-
-def at_most(key: str, value: float, *, margin: float | None = None) -> Criterion:
-    return _cmp(key, "<=", value, margin)
-
-
-def all_of(*criteria: Criterion) -> Criterion:
-    """Holds if every part holds; fails if any part fails; otherwise inconclusive."""
-
-    def judge(m: Mapping[str, float]) -> tuple[Verdict, str]:
-        results = [c.judge(m) for c in criteria]
-        reasons = "; ".join(r for _, r in results)
-        verdicts = {v for v, _ in results}
-        if "fails" in verdicts:
-            return "fails", reasons
-        if verdicts == {"holds"}:
-            return "holds", reasons
-        return "inconclusive", reasons
-
-    return Criterion(" and ".join(c.text for c in criteria), judge)
-
-
-def custom(text: str, judge_fn: Callable[[Mapping[str, float]], tuple[Verdict, str]]) -> Criterion:
-    return Criterion(text, judge_fn)
 
 
 # ---------------------------------------------------------------------------------------------
 # Claims and papers
 
 
-_SHARED: dict[tuple, Any] = {}  # RunContext.shared
-
-
 @dataclass
 class RunContext:
     """Everything a claim's experiment gets: the config for this scale (after ``--set``
-    overrides), the seed, the torch device, and a folder for its plots."""
+    overrides), the seed, the torch device, a folder for its plots, and the artifact cache
+    its paper's claims share (released when the paper's run ends)."""
 
     config: Any
     scale: str
@@ -121,14 +55,18 @@ class RunContext:
     llm_config: str | None = None  # `reproduce --config FILE`: run on these real models
     artifacts: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    cache: ArtifactCache = field(default_factory=ArtifactCache)
 
-    def shared(self, name: str, build: Callable[[], Any]) -> Any:
-        """``build()``, run once per (name, config, seed, device, LLM config) and shared by the
-        claims of one ``reproduce`` run: e.g. the models a paper's claims all query."""
-        key = (name, repr(self.config), self.seed, self.device, self.llm_config)
-        if key not in _SHARED:
-            _SHARED[key] = build()
-        return _SHARED[key]
+    def shared(
+        self, name: str, build: Callable[[], Any], *, spec: Any = None, codec: Any = None
+    ) -> Any:
+        """``build()`` once per (name, spec, seed, device, LLM config) in this paper's run,
+        through :attr:`cache`. ``spec`` defaults to the whole config; pass the fields the
+        artifact depends on (and a ``codec``) to share it across configs and keep it on disk."""
+        spec = self.config if spec is None else spec
+        return self.cache.get(
+            name, (spec, self.seed, self.device, self.llm_config), build, codec=codec
+        )
 
     def plot_path(self, name: str) -> Path:
         """Path for a plot; recorded as an artifact of this result."""

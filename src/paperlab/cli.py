@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -20,10 +21,21 @@ from pathlib import Path
 
 from paperlab import __version__, catalog
 from paperlab.claims import SCALES, UserError
-from paperlab.papers.mceval import cli as mceval_cli
-from paperlab.papers.moa import cli as moa_cli
-from paperlab.papers.poll import cli as poll_cli
-from paperlab.papers.powerinfer2 import cli as powerinfer2_cli
+
+# Paper commands, imported only when used: `paperlab --help` and `paperlab list` load no torch
+# and no paper. Each module has add_parser(sub) and run(args).
+PAPER_COMMANDS: dict[str, tuple[str, str]] = {
+    "moa": (
+        "paperlab.papers.moa.cli",
+        "Mixture-of-Agents: ask layered proposers and an aggregator",
+    ),
+    "poll": ("paperlab.papers.poll.cli", "PoLL: a jury of judges over answers (verdicts, kappa)"),
+    "mceval": ("paperlab.papers.mceval.cli", "McEval: sandboxed multilingual code evaluation"),
+    "powerinfer2": (
+        "paperlab.papers.powerinfer2.cli",
+        "PowerInfer-2: train, convert, plan and run a sparse decoder from disk",
+    ),
+}
 
 EPILOG = """examples:
   paperlab list
@@ -31,6 +43,7 @@ EPILOG = """examples:
   paperlab reproduce kan --set kan.steps=50 --seed 1
   paperlab reproduce kan --show-config
   paperlab reproduce && paperlab report
+  paperlab cache list
 """
 
 
@@ -41,7 +54,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"paperlab: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; the paper command ``command`` (if any) gets its real sub-parser, the others
+    a placeholder that only shows their help line."""
     parser = _Parser(
         prog="paperlab",
         description="Faithful miniature re-runs of 25 AI papers from spring 2024.",
@@ -96,6 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_rep.add_argument("--no-progress", action="store_true", help="no progress bars")
     p_rep.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="disk cache of trained models, reused by the next run "
+        "(default: $PAPERLAB_CACHE_DIR or ~/.cache/paperlab)",
+    )
+    p_rep.add_argument(
+        "--no-disk-cache",
+        action="store_true",
+        help="train everything afresh and keep nothing on disk",
+    )
+    p_rep.add_argument(
         "--config",
         type=Path,
         help="LLM config TOML: LLM-backed papers (moa, poll, ...) run their claims on the real "
@@ -140,10 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_serve.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     p_serve.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
-    moa_cli.add_parser(sub)
-    poll_cli.add_parser(sub)
-    mceval_cli.add_parser(sub)
-    powerinfer2_cli.add_parser(sub)
+    p_cache = sub.add_parser(
+        "cache",
+        help="list or clear the disk cache of trained models",
+        description="The disk cache `paperlab reproduce` keeps trained models in, keyed by their "
+        "spec and the package version (default ~/.cache/paperlab; $PAPERLAB_CACHE_DIR).",
+    )
+    p_cache.add_argument("action", choices=("list", "clear"))
+    p_cache.add_argument("--cache-dir", type=Path, help="the cache folder (default as above)")
+    p_cache.add_argument("--name", help="clear: only entries of this artifact name")
+    for name, (module, help_text) in PAPER_COMMANDS.items():
+        if name == command:
+            importlib.import_module(module).add_parser(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -153,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [("slug", "arXiv", "status", "claims", "title")]
     for slug, info in catalog.PAPERS.items():
         if catalog.is_implemented(slug):
-            claims = ", ".join(c.id for c in catalog.load_paper(slug).claims)
+            claims = ", ".join(catalog.claim_ids(slug))
             status = "implemented"
         else:
             status, claims = "planned", "-"
@@ -214,6 +250,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.no_progress,
         llm_config=llm_config,
+        cache_dir=_cache_dir(args),
     )
     if results:
         print(summary_table(results))
@@ -228,6 +265,40 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(f"paperlab: interrupted; {len(results)} finished claims were kept.", file=sys.stderr)
         return 130
     return 1 if errors else 0
+
+
+def _cache_dir(args: argparse.Namespace) -> Path | None:
+    from paperlab.core.artifacts import default_cache_dir
+
+    if getattr(args, "no_disk_cache", False):
+        return None
+    return args.cache_dir if args.cache_dir is not None else default_cache_dir()
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from paperlab.core.artifacts import clear_entries, list_entries
+    from paperlab.runner import format_table
+
+    folder = _cache_dir(args)
+    if folder is None:
+        raise UserError("the disk cache is off ($PAPERLAB_CACHE_DIR=off); pass --cache-dir DIR")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--cache-dir {folder}: a file, not a folder")
+    entries = list_entries(folder) if folder.is_dir() else []
+    if args.action == "clear":
+        n = clear_entries(folder, args.name) if folder.is_dir() else 0
+        print(f"removed {n} entries from {folder}")
+        return 0
+    if not entries:
+        print(f"{folder}: empty")
+        return 0
+    rows = [("name", "key", "MB", "created", "version", "spec")]
+    for e in entries:
+        rows.append((e.name, e.key, f"{e.bytes / 1e6:.2f}", e.created, e.version, e.spec))
+    print(format_table(rows, width=140))
+    total = sum(e.bytes for e in entries) / 1e6
+    print(f"\n{len(entries)} entries, {total:.1f} MB in {folder}")
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -265,20 +336,21 @@ COMMANDS = {
     "reproduce": cmd_reproduce,
     "report": cmd_report,
     "serve": cmd_serve,
-    "moa": lambda args: moa_cli.run(args),
-    "poll": lambda args: poll_cli.run(args),
-    "mceval": lambda args: mceval_cli.run(args),
-    "powerinfer2": lambda args: powerinfer2_cli.run(args),
+    "cache": cmd_cache,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in PAPER_COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     try:
+        if args.command in PAPER_COMMANDS:
+            return importlib.import_module(PAPER_COMMANDS[args.command][0]).run(args)
         return COMMANDS[args.command](args)
     except UserError as e:
         print(f"paperlab: error: {e}", file=sys.stderr)

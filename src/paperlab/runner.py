@@ -31,7 +31,7 @@ from paperlab.claims import (
     format_ours,
     write_text_atomic,
 )
-from paperlab.core.device import resolve_device, seed_everything
+from paperlab.core.artifacts import ArtifactCache
 
 
 @dataclass
@@ -128,9 +128,12 @@ def run_claim(
     out: Path,
     progress: bool = True,
     llm_config: str | None = None,
+    cache: ArtifactCache | None = None,
 ) -> Result:
-    """Run one claim and write its result folder atomically; return the result."""
+    """Run one claim and write its result folder atomically; return the result. ``cache`` is
+    the paper's artifact cache (a fresh in-memory one, released at the end, if None)."""
     from paperlab.claims import RunContext  # local: keep the import graph obvious
+    from paperlab.core.device import seed_everything  # torch: only when claims run
 
     claim_dir = out / slug / claim.id
     stamp = timestamp()
@@ -145,6 +148,7 @@ def run_claim(
             out_dir=tmp,
             progress=progress,
             llm_config=llm_config,
+            cache=cache if cache is not None else ArtifactCache(),
         )
         seed_everything(seed)
         start = time.perf_counter()
@@ -187,6 +191,9 @@ def run_claim(
         shutil.rmtree(tmp, ignore_errors=True)
         _remove_empty_dirs(claim_dir, stop=out)
         raise
+    finally:
+        if cache is None and "ctx" in locals():
+            ctx.cache.release()
 
 
 def _remove_empty_dirs(path: Path, *, stop: Path) -> None:
@@ -209,10 +216,17 @@ def run_plans(
     out: Path,
     progress: bool = True,
     llm_config: str | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[list[Result], list[str], bool]:
     """Run every planned claim. Returns (results, errors, interrupted). A claim that raises
-    is reported as an error (the others still run); Ctrl-C stops and keeps what finished."""
+    is reported as an error (the others still run); Ctrl-C stops and keeps what finished.
+
+    Each paper's claims share one :class:`ArtifactCache` (on disk under ``cache_dir`` if
+    given), released when the paper is done: its models freed, servers stopped, temp folders
+    removed."""
     from tqdm.auto import tqdm
+
+    from paperlab.core.device import resolve_device
 
     plans = list(plans)
     device = resolve_device(device)
@@ -222,28 +236,30 @@ def run_plans(
     bar = tqdm(total=total, desc="claims", unit="claim", disable=not progress, file=sys.stderr)
     try:
         for plan in plans:
-            for claim in plan.claims:
-                bar.set_description(f"{plan.slug}/{claim.id}")
-                try:
-                    results.append(
-                        run_claim(
-                            plan.slug,
-                            claim,
-                            plan.config,
-                            scale=scale,
-                            seed=seed,
-                            device=device,
-                            out=out,
-                            progress=progress,
-                            llm_config=llm_config,
+            with ArtifactCache(cache_dir) as cache:
+                for claim in plan.claims:
+                    bar.set_description(f"{plan.slug}/{claim.id}")
+                    try:
+                        results.append(
+                            run_claim(
+                                plan.slug,
+                                claim,
+                                plan.config,
+                                scale=scale,
+                                seed=seed,
+                                device=device,
+                                out=out,
+                                progress=progress,
+                                llm_config=llm_config,
+                                cache=cache,
+                            )
                         )
-                    )
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # a bug in a claim: report it, keep running the others
-                    errors.append(f"{plan.slug}/{claim.id}: {type(e).__name__}: {e}")
-                    traceback.print_exc(file=sys.stderr)
-                bar.update(1)
+                    except KeyboardInterrupt:
+                        raise
+                    except Exception as e:  # a bug in a claim: report it, run the others
+                        errors.append(f"{plan.slug}/{claim.id}: {type(e).__name__}: {e}")
+                        traceback.print_exc(file=sys.stderr)
+                    bar.update(1)
     except KeyboardInterrupt:
         bar.close()
         return results, errors, True

@@ -36,6 +36,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 FORMAT = "paperlab.checkpoint/1"
+KIND_KEY = "paperlab_model"  # metadata key naming what a file holds (plain string, not JSON)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -147,11 +148,17 @@ def save_checkpoint(
     *,
     optimizer: torch.optim.Optimizer | None = None,
     meta: Mapping[str, Any] | None = None,
+    kind: str | None = None,
 ) -> Path:
-    """Write ``model`` (and ``optimizer``, and JSON ``meta``) to ``path`` atomically."""
+    """Write ``model`` (and ``optimizer``, and JSON ``meta``) to ``path`` atomically.
+
+    ``kind`` names what the file holds (``"MultiTokenLlama"``, ``"KangarooAdapter"``); loaders
+    that pass the same ``kind`` refuse any other file with one clear error."""
     path = Path(path)
     tensors, aliases = _model_tensors(model)
     metadata = {"format": FORMAT, "model.aliases": _to_json(aliases, "aliases")}
+    if kind is not None:
+        metadata[KIND_KEY] = kind
     if optimizer is not None:
         optim_tensors, extra, groups = _optimizer_parts(optimizer)
         tensors.update(optim_tensors)
@@ -164,7 +171,9 @@ def save_checkpoint(
     return path
 
 
-def _read(path: Path, device: str | torch.device) -> tuple[dict[str, torch.Tensor], dict]:
+def _read(
+    path: Path, device: str | torch.device, kind: str | None = None
+) -> tuple[dict[str, torch.Tensor], dict]:
     """All tensors and the (JSON-decoded) metadata of a paperlab checkpoint, with clear errors."""
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
@@ -176,10 +185,17 @@ def _read(path: Path, device: str | torch.device) -> tuple[dict[str, torch.Tenso
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
     if metadata.pop("format", None) != FORMAT:
         raise ValueError(f"{path}: a safetensors file, but not a paperlab checkpoint (no format)")
+    if kind is not None and metadata.get(KIND_KEY) != kind:
+        found = metadata.get(KIND_KEY, "no paperlab model")
+        raise ValueError(f"{path}: expected a {kind} checkpoint, found {found}")
+    kind_found = metadata.pop(KIND_KEY, None)
     try:
-        return tensors, {key: json.loads(value) for key, value in metadata.items()}
+        decoded = {key: json.loads(value) for key, value in metadata.items()}
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: corrupt checkpoint metadata ({err})") from None
+    if kind_found is not None:
+        decoded[KIND_KEY] = kind_found
+    return tensors, decoded
 
 
 def load_checkpoint(
@@ -189,13 +205,15 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     map_location: str | torch.device = "cpu",
     strict: bool = True,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """Load ``path`` into ``model`` (and ``optimizer``) in place; return the saved ``meta``.
 
-    ``strict`` checks that checkpoint and model have exactly the same parameter names.
+    ``strict`` checks that checkpoint and model have exactly the same parameter names;
+    ``kind`` that the file was saved with that kind.
     """
     path = Path(path)
-    tensors, metadata = _read(path, map_location)
+    tensors, metadata = _read(path, map_location, kind)
     model = _unwrap(model)
     state = {k.removeprefix("model."): t for k, t in tensors.items() if k.startswith("model.")}
     for name, kept in metadata.get("model.aliases", {}).items():
@@ -244,3 +262,49 @@ def _optimizer_state(tensors: dict, metadata: dict, optimizer: torch.optim.Optim
             if isinstance(current.get(key), tuple) and isinstance(value, list):
                 group[key] = tuple(value)
     return {"state": state, "param_groups": groups}
+
+
+def read_checkpoint_meta(path: str | os.PathLike, *, kind: str | None = None) -> dict[str, Any]:
+    """The saved ``meta`` of a paperlab checkpoint without loading its tensors (kind-checked),
+    e.g. the config a loader needs to build the model before :func:`load_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: a safetensors file, but not a paperlab checkpoint (no format)")
+    if kind is not None and metadata.get(KIND_KEY) != kind:
+        found = metadata.get(KIND_KEY, "no paperlab model")
+        raise ValueError(f"{path}: expected a {kind} checkpoint, found {found}")
+    try:
+        return json.loads(metadata.get("meta", "{}"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: corrupt checkpoint metadata ({err})") from None
+
+
+def save_model(
+    path: str | os.PathLike, model: nn.Module, *, kind: str, config: Mapping[str, Any], **meta: Any
+) -> Path:
+    """Save a model with what rebuilds it: ``kind`` and its constructor ``config`` (JSON)."""
+    return save_checkpoint(path, model, kind=kind, meta={"config": dict(config), **meta})
+
+
+def load_model(
+    path: str | os.PathLike,
+    build: Any,
+    *,
+    kind: str,
+    map_location: str | torch.device = "cpu",
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``(model, meta)`` from a file written by :func:`save_model`: ``build(meta["config"])``
+    constructs the module, then its weights are loaded (kind- and shape-checked)."""
+    meta = read_checkpoint_meta(path, kind=kind)
+    if "config" not in meta:
+        raise ValueError(f"{path}: a {kind} checkpoint without its config; re-save it")
+    model = build(meta["config"])
+    load_checkpoint(path, model, map_location=map_location, kind=kind)
+    return model.to(map_location), meta

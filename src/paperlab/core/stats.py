@@ -1,13 +1,16 @@
-"""Small statistics shared by the claims: paired bootstrap intervals, majority votes."""
+"""Statistics shared by the claims, through scipy and scikit-learn where they exist: paired
+bootstrap intervals, majority votes, a two-sample chi-square test, rank correlations that
+handle ties (Spearman, Kendall tau-b), Pearson, Cohen's kappa."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
-from paperlab.claims import Criterion, Verdict, custom
+from paperlab.core.criteria import Criterion, Verdict, custom
 
 
 def paired_bootstrap(
@@ -45,3 +48,80 @@ def majority(values: Sequence[Hashable | None]) -> Hashable | None:
         return None
     best = max(counts.values())
     return next(v for v in values if v is not None and counts[v] == best)
+
+
+def chi_square_homogeneity(
+    a: Sequence[int] | np.ndarray, b: Sequence[int] | np.ndarray, categories: int
+) -> tuple[float, int, float]:
+    """Two-sample chi-square test that samples ``a`` and ``b`` (category ids in
+    [0, categories)) come from one distribution: (statistic, degrees of freedom, p-value).
+    Categories empty in both samples are dropped; one category left gives (0, 0, 1)."""
+    from scipy.stats import chi2_contingency
+
+    a, b = np.asarray(a, dtype=np.int64).ravel(), np.asarray(b, dtype=np.int64).ravel()
+    if not len(a) or not len(b):
+        raise ValueError("chi_square_homogeneity: both samples must be non-empty")
+    for name, x in (("a", a), ("b", b)):
+        if x.min() < 0 or x.max() >= categories:
+            raise ValueError(f"chi_square_homogeneity: {name} has ids outside [0, {categories})")
+    table = np.stack([np.bincount(a, minlength=categories), np.bincount(b, minlength=categories)])
+    table = table[:, table.sum(0) > 0]
+    if table.shape[1] < 2:
+        return 0.0, 0, 1.0
+    stat, p, dof, _ = chi2_contingency(table, correction=False)
+    return float(stat), int(dof), float(p)
+
+
+def _pair(x: Sequence[float], y: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"{what}: need two 1-D sequences of equal length, got {x.shape}, {y.shape}"
+        )
+    return x, y
+
+
+def _constant(x: np.ndarray) -> bool:
+    return len(x) < 2 or bool(np.all(x == x[0]))
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation, ties given their average rank (scipy); nan when either
+    side is constant or has fewer than two items."""
+    from scipy.stats import spearmanr
+
+    x, y = _pair(x, y, "spearman")
+    return math.nan if _constant(x) or _constant(y) else float(spearmanr(x, y).statistic)
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (accounts for ties; scipy); nan when either side is constant."""
+    from scipy.stats import kendalltau
+
+    x, y = _pair(x, y, "kendall_tau")
+    return math.nan if _constant(x) or _constant(y) else float(kendalltau(x, y).statistic)
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float:
+    """Pearson's r (scipy); nan when either side is constant."""
+    from scipy.stats import pearsonr
+
+    x, y = _pair(x, y, "pearson")
+    return math.nan if _constant(x) or _constant(y) else float(pearsonr(x, y).statistic)
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    """Cohen's kappa of two raters' labels (scikit-learn), any hashable labels (None is just
+    another label). Undefined when both raters give one and the same label throughout: 1.0
+    then if they agree everywhere (they always do), as a convention."""
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(a) != len(b) or not len(a):
+        raise ValueError("cohen_kappa: need two non-empty label sequences of equal length")
+    labels = {v: i for i, v in enumerate(dict.fromkeys([*a, *b]))}
+    ia, ib = [labels[v] for v in a], [labels[v] for v in b]
+    if len(labels) == 1:
+        return 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = float(cohen_kappa_score(ia, ib))
+    return 0.0 if math.isnan(k) else k

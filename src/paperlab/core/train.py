@@ -37,6 +37,7 @@ import math
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +240,22 @@ def _record(history: History, **values: Any) -> None:
         history.setdefault(key, []).append(int(value) if key.endswith("step") else float(value))
 
 
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Put ``modules`` in eval mode for the block and restore each one's own mode after, even
+    on an exception: ``with eval_mode(model, adapter): ...``. Gradients are untouched (combine
+    with ``torch.no_grad()`` where wanted)."""
+    modes = [[m.training for m in module.modules()] for module in modules]
+    try:
+        for module in modules:
+            module.eval()
+        yield
+    finally:
+        for module, flags in zip(modules, modes, strict=True):
+            for m, flag in zip(module.modules(), flags, strict=True):
+                m.train(flag)
+
+
 # ---------------------------------------------------------------------------------------------
 # The loop
 
@@ -257,7 +274,8 @@ def train(
     """Train ``model`` in place for ``cfg.steps`` optimizer steps; return the history.
 
     History: lists ``step``, ``loss``, ``lr``, ``grad_norm`` (before clipping) and any metrics
-    ``loss_fn`` returns, every ``log_every`` steps; ``eval_step`` and ``eval_<name>`` for
+    ``loss_fn`` returns, every ``log_every`` steps; ``seconds`` (one value: the wall time of the
+    steps this call ran); ``eval_step`` and ``eval_<name>`` for
     ``eval_fn``. A custom ``optimizer`` keeps its own per-group lr as the peak and the schedule
     scales it by ``lr_at(step) / cfg.lr``.
     """
@@ -289,6 +307,7 @@ def train(
 
     model.train()
     done = start
+    started = time.perf_counter()
     bar = tqdm(
         total=cfg.steps,
         initial=start,
@@ -332,6 +351,8 @@ def train(
                 _evaluate(raw_model, eval_fn, step, history)
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
                 save(done)
+        # wall time of this call's steps (a resumed run counts only what it ran)
+        history["seconds"] = [time.perf_counter() - started]
         save(done)
     except KeyboardInterrupt:
         save(done)  # nothing finished is lost; resume=True picks it up

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paperlab.claims import UserError
+from paperlab.core.errors import UserError
 from paperlab.core.train import row_batches
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "cross")

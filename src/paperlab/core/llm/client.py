@@ -33,7 +33,7 @@ from typing import Any
 import openai
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from paperlab.claims import UserError
+from paperlab.core.errors import UserError
 from paperlab.core.llm.cache import RequestCache, request_key
 from paperlab.core.llm.config import LLMConfig, ModelSpec
 from paperlab.core.llm.usage import UsageTracker

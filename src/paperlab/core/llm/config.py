@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from paperlab.claims import UserError
+from paperlab.core.errors import UserError
 
 CAPABILITIES = ("chat", "raw_completion", "logprobs", "prompt_logprobs")
 DEFAULT_CONFIG = Path("paperlab.toml")

@@ -17,7 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from paperlab.claims import UserError
+from paperlab.core.errors import UserError
 
 
 def read_jsonl(path: str | os.PathLike, *, id_key: str = "id") -> list[dict[str, Any]]:
