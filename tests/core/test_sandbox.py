@@ -9,6 +9,7 @@ import secrets
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -247,11 +248,39 @@ def test_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert env["PATH"] == program_path()
 
 
-def test_program_path_only_lists_directories_the_sandbox_can_reach() -> None:
+@pytest.fixture
+def venv_bin_under_tmp(monkeypatch: pytest.MonkeyPatch):
+    """A virtualenv-like bin dir under /tmp (searchable by anyone, as a venv's is) with a
+    program in it, first on PATH: the sandbox covers /tmp with its own tmpfs."""
+    root = Path(tempfile.mkdtemp(prefix="paperlab-venv-", dir="/tmp"))
+    bin_dir = root / "bin"
+    bin_dir.mkdir()
+    prog = bin_dir / f"venvtool-{secrets.token_hex(4)}"
+    prog.write_text("#!/bin/sh\necho from-venv\n")
+    for path, mode in ((root, 0o755), (bin_dir, 0o755), (prog, 0o755)):
+        os.chmod(path, mode)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}")
+    try:
+        yield bin_dir, prog.name
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("with_tmp_venv", [False, True], ids=["caller-path", "venv-under-tmp"])
+def test_program_path_only_lists_directories_the_sandbox_can_reach(
+    with_tmp_venv: bool, request: pytest.FixtureRequest
+) -> None:
     needs("uid")
+    if with_tmp_venv:
+        needs("mountns")
+        bin_dir, prog = request.getfixturevalue("venv_bin_under_tmp")
+        assert shutil.which(prog) == str(bin_dir / prog)  # reachable from here ...
+        assert str(bin_dir) not in program_path().split(os.pathsep)  # ... not from inside
+        assert shutil.which(prog, path=program_path()) is None
     dirs = program_path().split(os.pathsep)
+    assert "/usr/bin" in dirs or "/bin" in dirs
     r = run_program(["sh", "-c", 'for d in "$@"; do cd "$d" || echo "$d"; done', "sh", *dirs])
-    assert r.passed and r.stdout == "" and r.stderr == ""
+    assert r.passed and r.stdout == "" and r.stderr == "", r
 
 
 def test_writes_outside_the_sandbox_do_not_persist() -> None:

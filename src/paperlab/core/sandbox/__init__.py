@@ -28,7 +28,8 @@ ever happens in the caller) that:
 The caller enforces the wall clock (killing the namespace's init kills the tree; SIGTERM
 handlers are irrelevant), reads stdout/stderr concurrently and kills the run once a stream
 exceeds ``Limits.output_bytes``. The environment is scrubbed: PATH (the caller's, minus
-directories the sandbox uid cannot reach), HOME (= ``path``), LANG/LC_ALL=C.UTF-8, TMPDIR
+directories the sandbox cannot reach: not searchable by its uid, or under the tmp dirs its
+mount namespace covers), HOME (= ``path``), LANG/LC_ALL=C.UTF-8, TMPDIR
 (a private dir next to ``path``) plus the caller's ``env``; nothing else is inherited.
 
 Degraded modes, chosen by probing once (``isolation_report()``; ``paperlab mceval doctor``):
@@ -54,8 +55,8 @@ from pathlib import Path
 from types import TracebackType
 
 from . import _probe
-from ._fs import Workspace, allocate_uid, traversable_by_others
-from ._launch import launch
+from ._fs import Workspace, allocate_uid, covered_by_tmpfs, traversable_by_others
+from ._launch import TMPFS_DIRS, launch
 from ._types import DEFAULT_LIMITS, STATUSES, Limits, RunResult
 
 __all__ = [
@@ -78,11 +79,18 @@ def isolation_report() -> list[tuple[str, bool, str]]:
 
 
 def program_path() -> str:
-    """The PATH sandboxed programs get: the caller's minus the directories the sandbox uid
-    cannot reach. Check toolchains with ``shutil.which(tool, path=program_path())``."""
+    """The PATH sandboxed programs get: the caller's minus the directories the sandbox cannot
+    reach: those its uid may not search, and those under ``/tmp``, ``/var/tmp`` or
+    ``/dev/shm``, which its mount namespace replaces with empty tmpfs (a virtualenv under
+    /tmp). Check toolchains with ``shutil.which(tool, path=program_path())``."""
     path = os.environ.get("PATH", _DEFAULT_PATH).split(os.pathsep)
-    if _probe.system().mode.drop_uid:
-        path = [d for d in path if d and traversable_by_others(d)] or [_DEFAULT_PATH]
+    mode = _probe.system().mode
+    if mode.drop_uid or "mount" in mode.namespaces:
+        if mode.drop_uid:
+            path = [d for d in path if d and traversable_by_others(d)]
+        if "mount" in mode.namespaces:
+            path = [d for d in path if d and not covered_by_tmpfs(d, TMPFS_DIRS)]
+        path = path or [_DEFAULT_PATH]
     return os.pathsep.join(dict.fromkeys(path))
 
 

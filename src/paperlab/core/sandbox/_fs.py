@@ -33,6 +33,22 @@ def traversable_by_others(path: str) -> bool:
         return False
 
 
+def covered_by_tmpfs(path: str, tmpfs_dirs: tuple[str, ...]) -> bool:
+    """Whether ``path`` lies under one of ``tmpfs_dirs`` that the sandbox's mount namespace
+    covers with a private tmpfs (a real directory, not a link: what the helper mounts over),
+    so nothing of the host's is reachable there from inside (e.g. a virtualenv under /tmp)."""
+    try:
+        p = Path(path).resolve()
+    except OSError:
+        return False
+    for d in tmpfs_dirs:
+        if os.path.isdir(d) and not os.path.islink(d):
+            top = Path(d).resolve()
+            if p == top or top in p.parents:
+                return True
+    return False
+
+
 class Workspace:
     def __init__(self, owner: int | None) -> None:
         """``owner``: uid (= gid) that gets ``work/`` and ``tmp/``; None = the caller."""
