@@ -206,7 +206,10 @@ def test_ctrl_c_then_resume_equals_uninterrupted_training(tmp_path, source):
     resumed = make_model(dropout=0.2)  # the same command again, fresh process state
     h_res = train(resumed, mse, data(), cfg)
     assert_bitwise_equal(params_of(resumed), params_of(reference))
-    assert h_res == h_ref
+    timing = {"seconds"}  # wall time differs run to run; everything else is bitwise
+    assert {k: v for k, v in h_res.items() if k not in timing} == {
+        k: v for k, v in h_ref.items() if k not in timing
+    }
     assert [p.name for p in tmp_path.iterdir()] == ["run.safetensors"]
 
 
@@ -220,7 +223,9 @@ class SigintDuringStep(torch.optim.SGD):
     def step(self, closure=None):
         self.calls += 1
         if self.calls == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
+            # raise(3) delivers to this thread before it returns; os.kill(getpid()) may be
+            # taken by another thread later, after the update (a race under load)
+            signal.raise_signal(signal.SIGINT)
         return super().step(closure)
 
 
