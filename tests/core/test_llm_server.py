@@ -5,10 +5,12 @@ from __future__ import annotations
 import openai
 import pytest
 import torch
-from llm_helpers import BOS, user
+from llm_helpers import BOS, make_tiny_models, user
 
+from paperlab.core.artifacts import ArtifactCache
 from paperlab.core.data.text import ByteTokenizer
-from paperlab.core.llm.chat import render_chat
+from paperlab.core.llm.chat import ChatModelInfo, render_chat
+from paperlab.core.llm.local import LocalServer, serve_chat_models, trained_chat_zoo
 from paperlab.core.llm.tiny import load_chat_model
 
 TOK = ByteTokenizer(special_tokens=True)
@@ -156,3 +158,44 @@ def test_n_returns_that_many_choices(sdk):
     assert [c.index for c in r.choices] == [0, 1]
     assert r.choices[0].message.content != r.choices[1].message.content
     assert 0 < r.usage.completion_tokens <= 2 * 8
+
+
+# -- trained chat models served for one run, through the run's artifact cache ------------------
+
+
+def test_local_server_stop_removes_its_scratch_folder(tiny_model_dirs):
+    server = LocalServer(tiny_model_dirs[:1]).start()
+    scratch = server.scratch_dir
+    assert scratch is not None and (scratch / "port").is_file()
+    server.stop()
+    assert server.proc.poll() is not None
+    assert not scratch.exists()
+    server.stop()  # idempotent
+
+
+def test_zoo_is_trained_once_per_spec_and_released_with_its_server(tmp_path):
+    trained = []
+
+    def train(folder):
+        trained.append(folder)
+        return make_tiny_models(folder / "zoo", ids=("a", "b"))
+
+    disk = tmp_path / "disk"
+    with ArtifactCache(disk) as cache:
+        dirs = trained_chat_zoo(cache, "test-zoo", {"size": 1}, train)
+        assert [d.name for d in dirs] == ["a", "b"]
+        assert trained_chat_zoo(cache, "test-zoo", {"size": 1}, train) == dirs  # memory
+        server = serve_chat_models(cache, dirs)
+        assert server.model_ids == ["a", "b"]
+        proc, scratch, folder = server.proc, server.scratch_dir, trained[0]
+        assert proc.poll() is None
+    # released: the server stopped, its scratch folder and the training folder removed
+    assert proc.poll() is not None and not scratch.exists() and not folder.exists()
+    assert len(trained) == 1
+    with ArtifactCache(disk) as cache:  # a later run: the disk copy, no training
+        again = trained_chat_zoo(cache, "test-zoo", {"size": 1}, train)
+        assert len(trained) == 1 and cache.hits["disk"] == 1
+        assert [d.name for d in again] == ["a", "b"]
+        assert ChatModelInfo.load(again[0]).model_id == "a"
+        trained_chat_zoo(cache, "test-zoo", {"size": 2}, train)  # another spec: trained
+        assert len(trained) == 2

@@ -6,21 +6,29 @@ real HTTP with the real client:
     with LocalServer(["zoo/adder-0", "zoo/adder-1"]) as server:
         config = server.config()          # one ModelSpec per served model, named by its id
         client = LLMClient(config)
+
+The server's scratch folder (its port file and log) is removed when it stops. Claims that train
+chat models and serve them go through the run's artifact cache, so nothing outlives the run:
+
+    dirs = trained_chat_zoo(ctx.cache, "moa-models", spec, train)   # disk-cached directories
+    server = serve_chat_models(ctx.cache, dirs)                       # stopped at release
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from paperlab.core.artifacts import ArtifactCache, FolderCodec
 from paperlab.core.llm.chat import ChatModelInfo
 from paperlab.core.llm.config import LLMConfig, ModelSpec
 
@@ -62,30 +70,34 @@ class LocalServer:
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self.scratch_dir: Path | None = None  # its port file and log; removed by stop()
+        self._log: IO[bytes] | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> LocalServer:
-        tmp = Path(tempfile.mkdtemp(prefix="paperlab-serve-"))
-        ready = tmp / "port"
-        log = open(tmp / "log", "w+b")  # noqa: SIM115 - kept for the error message
+        self.scratch_dir = Path(tempfile.mkdtemp(prefix="paperlab-serve-"))
+        ready = self.scratch_dir / "port"
+        self._log = open(self.scratch_dir / "log", "w+b")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
-            [*self.args, "--ready-file", str(ready)], stdout=log, stderr=subprocess.STDOUT
+            [*self.args, "--ready-file", str(ready)], stdout=self._log, stderr=subprocess.STDOUT
         )
         deadline = time.monotonic() + self.startup_timeout
         while not ready.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                self._log.seek(0)
+                tail = self._log.read().decode(errors="replace").strip().splitlines()[-3:]
                 self.stop()
-                log.seek(0)
-                tail = log.read().decode(errors="replace").strip().splitlines()[-3:]
                 raise RuntimeError(f"paperlab serve did not start: {' | '.join(tail)}")
             time.sleep(0.05)
         self.port = int(ready.read_text())
         return self
 
     def stop(self) -> None:
+        """Stop the child process (terminate, then kill after 10 s) and remove its scratch
+        folder. Idempotent."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -93,6 +105,12 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            self.scratch_dir = None
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -124,3 +142,40 @@ class LocalServer:
                 **spec,
             )
         return LLMConfig(models, source=f"paperlab serve at {self.base_url}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Trained chat models served for one run (through the run's artifact cache)
+
+ZOO_INDEX = "zoo.json"  # in a zoo folder: the model directories, in order
+
+
+def trained_chat_zoo(
+    cache: ArtifactCache,
+    name: str,
+    spec: Any,
+    train: Callable[[Path], Sequence[Path]],
+) -> list[Path]:
+    """The chat-model directories `train(folder)` writes under `folder`, trained once per
+    `(name, spec)`: `spec` must hold everything the training depends on (sizes, steps, seed).
+    The folder is one of the cache's temp folders (removed at release); with a disk cache it is
+    also kept there (`FolderCodec`), and a later run serves that copy without training."""
+
+    def build() -> Path:
+        folder = cache.tempdir(f"paperlab-{name}-")
+        dirs = [Path(d) for d in train(folder)]
+        index = [d.relative_to(folder).as_posix() for d in dirs]
+        (folder / ZOO_INDEX).write_text(json.dumps(index))
+        return folder
+
+    folder = cache.get(name, spec, build, codec=FolderCodec())
+    return [folder / rel for rel in json.loads((folder / ZOO_INDEX).read_text())]
+
+
+def serve_chat_models(
+    cache: ArtifactCache, model_dirs: Sequence[str | os.PathLike], **server_kw: Any
+) -> LocalServer:
+    """A started `LocalServer` over `model_dirs`, stopped when `cache` is released."""
+    server = LocalServer(model_dirs, **server_kw).start()
+    cache.on_release(server.stop)
+    return server
