@@ -9,13 +9,17 @@ better agreement with humans, less intra-model bias, several times cheaper.
     from paperlab.papers.poll import PanelOfJudges
     panel = PanelOfJudges(client, ["command-r", "gpt-3.5", "haiku"])
     verdict = asyncio.run(panel.judge_qa(question, answer, reference))
+
+The agreement statistics the paper reports (Cohen's kappa, Kendall tau-b, Pearson) are
+`paperlab.core.stats`'s, re-exported here.
 """
 
-from paperlab.papers.poll.metrics import cohen_kappa, kendall_tau, pearson
+from paperlab.core.stats import cohen_kappa, kendall_tau, pearson
 from paperlab.papers.poll.poll import (
     PanelOfJudges,
     PanelScore,
     PanelVerdict,
+    accuracy,
     average_pool,
     max_vote,
     self_preference_bias,
@@ -25,6 +29,7 @@ __all__ = [
     "PanelOfJudges",
     "PanelScore",
     "PanelVerdict",
+    "accuracy",
     "average_pool",
     "cohen_kappa",
     "kendall_tau",

@@ -1,4 +1,4 @@
-"""PoLL's claims in miniature (card `poll` in PAPERS.md; Verga et al. 2024, 2404.18796).
+"""PoLL's claims in miniature (Verga et al. 2024, arXiv 2404.18796).
 
 (1) kappa: a panel of three small judges (max vote) agrees with the labels at least as well
            as its best member (Sec. 4.1: PoLL kappa above every single judge, GPT-4 included).
@@ -13,24 +13,19 @@ reference our tiny judges only compare strings and agree perfectly; that kappa i
 Prices come from a table proportional to parameter count (USD per 1K tokens = params / 1e6).
 With `--config FILE` naming real judges in a `[poll]` table (`jury`, `big`, `systems`), the
 same claims run on real models judging real models' answers to 3-digit multiplications.
+The world (trained, disk-cached, served judges) is in world.py, the experiments in
+experiments.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-import statistics
-import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from paperlab.claims import Claim, PaperClaims, RunContext, SkipClaim, Verdict, at_least, custom
-from paperlab.core.llm.client import LLMClient
-from paperlab.core.llm.local import LocalServer
-from paperlab.core.llm.results import gather_bounded
+from paperlab.claims import Claim, PaperClaims, Verdict, at_least, custom
 from paperlab.core.llm.tiny import TinyChatConfig
-from paperlab.papers.poll.metrics import cohen_kappa
-from paperlab.papers.poll.poll import PanelOfJudges, max_vote, self_preference_bias
+from paperlab.papers.poll import experiments
 
 
 @dataclass
@@ -102,195 +97,37 @@ PRESETS = {
 }
 
 
-@dataclass
-class World:
-    client: LLMClient
-    jury: list[str]  # the panel's judges; each is also a "system" answering questions
-    big: str
-    questions: list
-    max_tokens: int
-    server: LocalServer | None = None
-    params: dict[str, int] = field(default_factory=dict)
+# Criteria, fixed before the runs (not config fields: --set cannot move a goalpost)
+MIN_JUDGE_KAPPA = 0.2  # kappa: a best member below this does not judge -> inconclusive
+KAPPA_TOLERANCE = 0.02  # kappa: the panel below its best member by less -> inconclusive
+MIN_SELF_BIAS = 0.05  # bias: single judges' own-family leniency needed to test a reduction
+MIN_COST_RATIO = 1.0  # cost: large judge / panel
 
 
-def get_world(ctx: RunContext) -> World:
-    build = _real_world if ctx.llm_config else _miniature_world
-    return ctx.shared("world", lambda: build(ctx))
-
-
-def _miniature_world(ctx: RunContext) -> World:
-    from paperlab.core.data.facts import make_facts
-    from paperlab.core.llm.tiny import load_chat_model
-    from paperlab.papers.poll.miniature import train_judges
-
-    cfg: PoLLClaimsConfig = ctx.config
-    directory = Path(tempfile.mkdtemp(prefix="paperlab-poll-"))
-    dirs = train_judges(cfg, ctx.seed, directory, progress=ctx.progress)
-    params = {d.name: load_chat_model(d)[0].num_params() for d in dirs}
-    server = LocalServer(dirs).start()
-    # DEVIATION: no provider prices exist for models trained here; the table charges in
-    # proportion to parameters, as hosted prices roughly do
-    prices = {name: (n / 1e6, n / 1e6) for name, n in params.items()}
-    client = LLMClient(server.config(prices=prices, max_concurrency=64))
-    names = server.model_ids
-    return World(
-        client,
-        names[:-1],
-        names[-1],
-        make_facts(cfg.n_facts, seed=ctx.seed),
-        max_tokens=4,
-        server=server,
-        params=params,
-    )
-
-
-def _real_world(ctx: RunContext) -> World:
-    from paperlab.core.data.arithmetic import sample_problems
-    from paperlab.core.llm.config import load_config
-
-    cfg: PoLLClaimsConfig = ctx.config
-    config = load_config(ctx.llm_config)
-    section = config.section("poll")
-    if len(section.get("jury", [])) < 2 or not section.get("big"):
-        raise SkipClaim(f"{config.source} has no [poll] table with a jury (>= 2) and big")
-    problems = sample_problems(cfg.n_facts, digits=cfg.real_digits, op="*", seed=ctx.seed)
-    return World(LLMClient(config), list(section["jury"]), section["big"], problems, max_tokens=512)
-
-
-def evaluate(ctx: RunContext) -> dict:
-    """Families answer every question; every judge judges every answer (shared by claims)."""
-    return ctx.shared("evaluation", lambda: _evaluate(ctx))
-
-
-def _evaluate(ctx: RunContext) -> dict:
-    cfg: PoLLClaimsConfig = ctx.config
-    world = get_world(ctx)
-    client = world.client
-    pairs = [(s, q) for s in world.jury for q in world.questions]
-
-    async def answer(pair):
-        s, q = pair
-        messages = [{"role": "user", "content": q.question}]
-        return (await client.chat(s, messages, temperature=0.0, max_tokens=world.max_tokens)).text
-
-    answers = asyncio.run(gather_bounded(pairs, answer, cfg.concurrency))
-    labels = [q.read(a) == q.answer for (_, q), a in zip(pairs, answers, strict=True)]
-    judges = [*world.jury, world.big]
-    panel = PanelOfJudges(client, judges, max_tokens=world.max_tokens)
-    before = client.usage.to_dict()
-
-    async def judge(i):
-        (_, q), a = pairs[i], answers[i]
-        return await panel.judge_qa(q.question, a)
-
-    verdicts = asyncio.run(gather_bounded(range(len(pairs)), judge, cfg.concurrency))
-    after = client.usage.to_dict()
-    cost = {j: after[j]["cost"] - before.get(j, {}).get("cost", 0.0) for j in judges}
-    votes = {j: [v.votes[j] for v in verdicts] for j in judges}
-
-    async def judge_ref(i):
-        (_, q), a = pairs[i], answers[i]
-        return await panel.judge_qa(q.question, a, reference=q.answer)
-
-    ref_ids = list(range(0, len(pairs), max(1, len(pairs) // max(1, cfg.reference_items))))
-    ref_ids = ref_ids[: cfg.reference_items]
-    ref_verdicts = asyncio.run(gather_bounded(ref_ids, judge_ref, cfg.concurrency))
-    return dict(
-        world=world,
-        pairs=pairs,
-        answers=answers,
-        labels=labels,
-        votes=votes,
-        panel=[max_vote([v.votes[j] for j in world.jury]) for v in verdicts],
-        cost=cost,
-        ref_votes={j: [v.votes[j] for v in ref_verdicts] for j in judges},
-        ref_panel=[max_vote([v.votes[j] for j in world.jury]) for v in ref_verdicts],
-        ref_labels=[labels[i] for i in ref_ids],
-    )
-
-
-def run_kappa(ctx: RunContext) -> dict[str, float]:
-    ev = evaluate(ctx)
-    world, labels = ev["world"], ev["labels"]
-    kappas = {j: cohen_kappa(ev["votes"][j], labels) for j in [*world.jury, world.big]}
-    panel = cohen_kappa(ev["panel"], labels)
-    best = max(world.jury, key=lambda j: kappas[j])
-    out = {f"kappa_{j}": k for j, k in kappas.items()}
-    ref_panel = cohen_kappa(ev["ref_panel"], ev["ref_labels"]) if ev["ref_panel"] else math.nan
-    ctx.notes["best_judge"] = best
-    _plot_kappa(ctx, kappas, panel)
-    return {
-        **out,
-        "kappa_panel": panel,
-        "kappa_best_member": kappas[best],
-        "kappa_big": kappas[world.big],
-        "kappa_gain": panel - kappas[best],
-        "kappa_panel_with_reference": ref_panel,
-        "answers_correct": statistics.mean(labels),
-    }
-
-
-def _plot_kappa(ctx: RunContext, kappas: dict[str, float], panel: float) -> None:
-    names = [*kappas, "panel"]
-    values = [*kappas.values(), panel]
-    fig, ax = ctx.figure(figsize=(5, 3))
-    ax.bar(names, values, color=["#999"] * (len(names) - 2) + ["#c96", "#36c"])
-    ax.set_ylabel("Cohen's kappa vs labels")
-    ax.set_title("single judges vs the panel (max vote)")
-    ctx.save_figure(fig, "kappa.png")
-
-
-def run_bias(ctx: RunContext) -> dict[str, float]:
-    ev = evaluate(ctx)
-    world, labels = ev["world"], ev["labels"]
-    family = [s for s, _ in ev["pairs"]]
-    single = [self_preference_bias(ev["votes"][j], labels, family, j) for j in world.jury]
-    panel = [self_preference_bias(ev["panel"], labels, family, j) for j in world.jury]
-    single_mean, panel_mean = _nanmean(single), _nanmean(panel)
-    out = {f"bias_{j}": b for j, b in zip(world.jury, single, strict=True)}
-    return {
-        **out,
-        "single_bias": single_mean,
-        "panel_bias": panel_mean,
-        "bias_reduction": single_mean - panel_mean,
-    }
-
-
-def _nanmean(xs: list[float]) -> float:
-    kept = [x for x in xs if not math.isnan(x)]
-    return statistics.mean(kept) if kept else math.nan
-
-
-def _judge_kappa(m) -> tuple[Verdict, str]:
+def judge_kappa(m: Mapping[str, float]) -> tuple[Verdict, str]:
     best, gain = float(m["kappa_best_member"]), float(m["kappa_gain"])
-    if math.isnan(best) or best < 0.2:
-        return "inconclusive", f"the judges do not judge (best member kappa {best:.2f} < 0.2)"
+    if math.isnan(best) or best < MIN_JUDGE_KAPPA:
+        return (
+            "inconclusive",
+            f"the judges do not judge (best member kappa {best:.2f} < {MIN_JUDGE_KAPPA})",
+        )
     if gain >= 0:
         return "holds", f"panel kappa {m['kappa_panel']:.3f} >= best member {best:.3f}"
-    if gain > -0.02:
-        return "inconclusive", f"panel kappa below its best member by {-gain:.3f} (< 0.02)"
+    if gain > -KAPPA_TOLERANCE:
+        return (
+            "inconclusive",
+            f"panel kappa below its best member by {-gain:.3f} (< {KAPPA_TOLERANCE})",
+        )
     return "fails", f"panel kappa {m['kappa_panel']:.3f} < best member {best:.3f}"
 
 
-def _judge_bias(m) -> tuple[Verdict, str]:
+def judge_bias(m: Mapping[str, float]) -> tuple[Verdict, str]:
     single, reduction = float(m["single_bias"]), float(m["bias_reduction"])
-    if math.isnan(single) or single < 0.05:
+    if math.isnan(single) or single < MIN_SELF_BIAS:
         return "inconclusive", f"single judges show no self-preference to reduce ({single:.3f})"
     if reduction > 0:
         return "holds", f"bias {single:.3f} (single) -> {m['panel_bias']:.3f} (panel)"
     return "fails", f"bias {single:.3f} (single) -> {m['panel_bias']:.3f} (panel): not smaller"
-
-
-def run_cost(ctx: RunContext) -> dict[str, float]:
-    ev = evaluate(ctx)
-    world = ev["world"]
-    panel = sum(ev["cost"][j] for j in world.jury)
-    big = ev["cost"][world.big]
-    return {
-        "panel_cost": panel,
-        "big_cost": big,
-        "cost_ratio": big / panel if panel > 0 else math.nan,
-    }
 
 
 PAPER = PaperClaims(
@@ -303,11 +140,11 @@ PAPER = PaperClaims(
             "best member",
             paper_figure="PoLL kappa above every single judge, GPT-4 included (Sec. 4.1)",
             criterion=custom(
-                "kappa_gain >= 0 (within 0.02: inconclusive), with judges that judge "
-                "(best member kappa >= 0.2)",
-                _judge_kappa,
+                f"kappa_gain >= 0 (within {KAPPA_TOLERANCE}: inconclusive), with judges that "
+                f"judge (best member kappa >= {MIN_JUDGE_KAPPA})",
+                judge_kappa,
             ),
-            run=run_kappa,
+            run=experiments.run_kappa,
             ours="panel {kappa_panel:.2f} vs best member {kappa_best_member:.2f} "
             "({best_judge}), big judge {kappa_big:.2f}",
         ),
@@ -315,16 +152,18 @@ PAPER = PaperClaims(
             id="bias",
             statement="a judge's leniency toward its own family's mistakes shrinks in the panel",
             paper_figure="less intra-model bias than single judges (Sec. 4.3)",
-            criterion=custom("single-judge bias >= 0.05 and the panel's is smaller", _judge_bias),
-            run=run_bias,
+            criterion=custom(
+                f"single-judge bias >= {MIN_SELF_BIAS} and the panel's is smaller", judge_bias
+            ),
+            run=experiments.run_bias,
             ours="own-family leniency {single_bias:.2f} (single) -> {panel_bias:.2f} (panel)",
         ),
         Claim(
             id="cost",
             statement="the panel costs less than one large judge",
             paper_figure="over 7x cheaper than GPT-4 (Sec. 4.4)",
-            criterion=at_least("cost_ratio", 1.0),
-            run=run_cost,
+            criterion=at_least("cost_ratio", MIN_COST_RATIO),
+            run=experiments.run_cost,
             ours="large judge / panel cost = {cost_ratio:.1f}x",
         ),
     ],

@@ -22,7 +22,7 @@ from paperlab.core.llm.cache import RequestCache, default_cache_path
 from paperlab.core.llm.client import LLMClient
 from paperlab.core.llm.config import load_config
 from paperlab.core.llm.results import JsonlResults, map_to_jsonl, read_jsonl
-from paperlab.papers.poll.metrics import kendall_tau, pearson
+from paperlab.core.stats import kendall_tau, pearson
 from paperlab.papers.poll.poll import (
     PANEL,
     PanelOfJudges,

@@ -24,8 +24,8 @@ from functools import partial
 from typing import Any
 
 from paperlab.core.llm.client import Completion, LLMClient
+from paperlab.core.stats import cohen_kappa, kendall_tau, pearson
 from paperlab.papers.poll import prompts
-from paperlab.papers.poll.metrics import accuracy, cohen_kappa, kendall_tau, pearson
 
 PANEL = "panel"  # the column / row name of the pooled judgment in the analysis tables
 
@@ -176,6 +176,14 @@ def judge_table(
     table = {j: [r[per_judge].get(j) for r in records] for j in judges}
     table[PANEL] = [r[pooled] for r in records]
     return table
+
+
+def accuracy(predictions: Sequence[Hashable], labels: Sequence[Hashable]) -> float:
+    """Fraction of positions where the prediction equals the label. A None prediction (a vote
+    that stayed unparseable) never equals a bool label, so it counts as a miss."""
+    if len(predictions) != len(labels) or not len(labels):
+        raise ValueError("accuracy: need two non-empty sequences of equal length")
+    return sum(p == y for p, y in zip(predictions, labels, strict=True)) / len(labels)
 
 
 def label_agreement(

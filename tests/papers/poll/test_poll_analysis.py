@@ -1,15 +1,17 @@
-"""PoLL metrics against SciPy / scikit-learn, and the pooling and bias helpers by hand."""
+"""PoLL's agreement figures (the statistics are `paperlab.core.stats`', tested against SciPy and
+scikit-learn in tests/core), and the pooling, ranking and bias helpers by hand."""
 
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 
-from paperlab.papers.poll.metrics import accuracy, cohen_kappa, kendall_tau, pearson
+from paperlab.papers.poll import cohen_kappa, kendall_tau, pearson
 from paperlab.papers.poll.poll import (
+    accuracy,
     average_pool,
+    label_agreement,
     max_vote,
     ranking_agreement,
     self_preference_bias,
@@ -18,44 +20,9 @@ from paperlab.papers.poll.poll import (
 )
 
 stats = pytest.importorskip("scipy.stats")
-sk_metrics = pytest.importorskip("sklearn.metrics")
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_kendall_tau_matches_scipy_with_ties(seed):
-    rng = random.Random(seed)
-    n = rng.randint(2, 60)
-    x = [rng.randint(0, 5) for _ in range(n)]  # few distinct values: many ties
-    y = [rng.choice([0.5, 1.0, 2.0, rng.random()]) for _ in range(n)]
-    expected = stats.kendalltau(x, y, variant="b").statistic
-    got = kendall_tau(x, y)
-    assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected, abs=1e-12)
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_pearson_matches_scipy(seed):
-    rng = random.Random(seed)
-    n = rng.randint(3, 60)
-    x = [rng.randint(0, 4) for _ in range(n)]
-    y = [xi * rng.random() + rng.gauss(0, 1) for xi in x]
-    if len(set(x)) == 1:
-        x[0] += 1
-    assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y).statistic, abs=1e-12)
-
-
-@pytest.mark.parametrize("seed", range(20))
-def test_cohen_kappa_matches_sklearn(seed):
-    rng = random.Random(seed)
-    n = rng.randint(2, 80)
-    labels = [True, False] if seed % 2 else ["a", "b", "c"]
-    a = [rng.choice(labels) for _ in range(n)]
-    b = [x if rng.random() < 0.6 else rng.choice(labels) for x in a]
-    if len(set(a)) == len(set(b)) == 1 and set(a) == set(b):
-        b[0] = next(label for label in labels if label != a[0])
-    assert cohen_kappa(a, b) == pytest.approx(sk_metrics.cohen_kappa_score(a, b), abs=1e-12)
-
-
-def test_metric_edge_cases():
+def test_agreement_edge_cases_poll_relies_on():
     assert math.isnan(pearson([1, 1, 1], [1, 2, 3]))
     assert math.isnan(pearson([0.1, 0.1, 0.1], [3, 2, 1]))
     assert math.isnan(kendall_tau([1, 2, 3], [4, 4, 4]))
@@ -126,3 +93,13 @@ def test_self_preference_bias_by_hand():
     assert math.isnan(self_preference_bias([True], [True], ["x"], "x"))
     with pytest.raises(ValueError):
         self_preference_bias([True], [True, False], ["x"], "x")
+
+
+def test_label_agreement_counts_unparsed_votes_as_disagreements():
+    labels = [True, False, True, False]
+    table = {"a": [True, False, True, False], "panel": [True, None, None, False]}
+    out = label_agreement(table, labels)
+    assert out["a"] == {"accuracy": 1.0, "kappa": 1.0, "unparsed": 0.0}
+    assert out["panel"]["accuracy"] == 0.5 and out["panel"]["unparsed"] == 2.0
+    assert out["panel"]["kappa"] == pytest.approx(cohen_kappa([True, None, None, False], labels))
+    assert 0.0 < out["panel"]["kappa"] < 1.0
