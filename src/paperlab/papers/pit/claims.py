@@ -1,4 +1,4 @@
-"""PiT's claims in miniature (card `pit` in PAPERS.md; Nguyen et al. 2024, arXiv 2406.09415).
+"""PiT's claims in miniature (Nguyen, Assran, Jain, Oswald, Snoek, Chen 2024, arXiv 2406.09415).
 
 (1) pixels_vs_patches: at equal width and depth, pixel tokens classify at least as well as
     2x2 and 4x4 patch tokens (Sec. 4.1, Tables 2-3: PiT > ViT on CIFAR-100 and ImageNet 28px).
@@ -12,27 +12,18 @@
 
 Every figure is a mean +- std over ``seeds`` seeds (different initialisation and batch order,
 same data); criteria compare the gap between means with a band of 2 standard errors, fixed
-here before the runs.
+here before the runs. The experiments are in ``experiments.py`` (the trainings in ``runs.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
-import numpy as np
-
-from paperlab.claims import Claim, PaperClaims, RunContext, Verdict, custom
+from paperlab.claims import Claim, PaperClaims, Verdict, custom
 from paperlab.core.data.images import DATASETS
-from paperlab.papers.pit.experiments import (
-    RunSpec,
-    accuracies,
-    ensure_runs,
-    mean_std,
-    seeds,
-)
-from paperlab.papers.pit.model import POS_EMBEDS, model_name
-from paperlab.papers.pit.plots import plot_bars, plot_mae
+from paperlab.papers.pit import experiments
 
 
 @dataclass
@@ -135,52 +126,8 @@ PRESETS = {
 }
 
 
-def band(a: np.ndarray, b: np.ndarray, *, paired: bool) -> float:
-    """2 standard errors of mean(a) - mean(b), at least MIN_BAND; paired by seed or not."""
-    n = len(a)
-    if paired:
-        se = float(np.std(a - b, ddof=1)) / np.sqrt(n)
-    else:
-        se = float(np.sqrt(np.var(a, ddof=1) / n + np.var(b, ddof=1) / len(b)))
-    return max(2.0 * se, MIN_BAND)
-
-
-def _record(m: dict[str, float], name: str, accs: np.ndarray) -> None:
-    m[f"acc_{name}"], m[f"std_{name}"] = mean_std(accs)
-
-
 # ---------------------------------------------------------------------------------------------
 # (1) PiT vs ViT-p2 / ViT-p4 at equal width and depth
-
-
-def _supervised_specs(ctx: RunContext, dataset: str, **kw) -> list[RunSpec]:
-    sizes = (1, *ctx.config.patch_sizes)
-    return [RunSpec(dataset, p, s, **kw) for p in sizes for s in seeds(ctx)]
-
-
-def run_pixels_vs_patches(ctx: RunContext) -> dict[str, float]:
-    cfg: PiTClaimsConfig = ctx.config
-    specs = [s for d in cfg.datasets for s in _supervised_specs(ctx, d)]
-    runs = ensure_runs(ctx, specs)
-    m: dict[str, float] = {}
-    for d in cfg.datasets:
-        pit = accuracies(ctx, runs, dataset=d, patch_size=1)
-        _record(m, f"{d}_pit", pit)
-        patches = {p: accuracies(ctx, runs, dataset=d, patch_size=p) for p in cfg.patch_sizes}
-        for p, accs in patches.items():
-            _record(m, f"{d}_vit_p{p}", accs)
-        best = max(patches, key=lambda p: patches[p].mean())
-        m[f"{d}_best_patch"] = float(best)
-        m[f"{d}_gap"] = float(pit.mean() - patches[best].mean())
-        m[f"{d}_band"] = band(pit, patches[best], paired=False)
-    m["worst_gap"] = min(m[f"{d}_gap"] for d in cfg.datasets)
-    m["worst_gap_over_band"] = min(m[f"{d}_gap"] / m[f"{d}_band"] for d in cfg.datasets)
-    names = ["pit"] + [f"vit_p{p}" for p in cfg.patch_sizes]
-    bars = {d: [(n, f"{d}_{n}") for n in names] for d in cfg.datasets}
-    plot_bars(
-        ctx, m, bars, title="PiT vs patch ViT at equal width/depth", file="pixels_vs_patches.png"
-    )
-    return m
 
 
 def _judge_not_worse(m: Mapping[str, float]) -> tuple[Verdict, str]:
@@ -197,32 +144,6 @@ def _judge_not_worse(m: Mapping[str, float]) -> tuple[Verdict, str]:
 
 # ---------------------------------------------------------------------------------------------
 # (2) a fixed pixel permutation
-
-
-def run_pixel_permutation(ctx: RunContext) -> dict[str, float]:
-    cfg: PiTClaimsConfig = ctx.config
-    d = cfg.perm_dataset
-    plain = _supervised_specs(ctx, d)
-    runs = ensure_runs(ctx, plain + _supervised_specs(ctx, d, permuted=True))
-    m: dict[str, float] = {}
-    for p in (1, *cfg.patch_sizes):
-        name = model_name(p)
-        a = accuracies(ctx, runs, dataset=d, patch_size=p)
-        b = accuracies(ctx, runs, dataset=d, patch_size=p, permuted=True)
-        _record(m, name, a)
-        _record(m, f"{name}_perm", b)
-        m[f"drop_{name}"] = float(a.mean() - b.mean())
-        m[f"band_{name}"] = band(a, b, paired=True)
-    m["min_vit_drop"] = min(m[f"drop_vit_p{p}"] for p in cfg.patch_sizes)
-    names = [model_name(p) for p in (1, *cfg.patch_sizes)]
-    bars = {
-        g: [(n, n + suffix) for n in names]
-        for g, suffix in (("original pixels", ""), ("permuted pixels", "_perm"))
-    }
-    plot_bars(
-        ctx, m, bars, title=f"{d}: one fixed random pixel permutation", file="pixel_permutation.png"
-    )
-    return m
 
 
 def _judge_permutation(m: Mapping[str, float]) -> tuple[Verdict, str]:
@@ -243,32 +164,6 @@ def _judge_permutation(m: Mapping[str, float]) -> tuple[Verdict, str]:
 # (3) position embeddings
 
 
-def run_position_embedding(ctx: RunContext) -> dict[str, float]:
-    cfg: PiTClaimsConfig = ctx.config
-    d, p = cfg.pos_dataset, cfg.patch_sizes[0]
-    specs = [RunSpec(d, 1, s, pos_embed=pe) for pe in POS_EMBEDS for s in seeds(ctx)]
-    specs += [RunSpec(d, p, s, pos_embed=pe) for pe in ("learned", "none") for s in seeds(ctx)]
-    runs = ensure_runs(ctx, specs)
-    m: dict[str, float] = {}
-    accs = {}
-    for spec in specs:
-        key = (spec.patch_size, spec.pos_embed)
-        if key not in accs:
-            accs[key] = accuracies(ctx, runs, dataset=d, patch_size=key[0], pos_embed=key[1])
-            _record(m, model_name(*key), accs[key])
-    learned, sincos = accs[(1, "learned")], accs[(1, "sincos")]
-    m["learned_minus_sincos"] = float(learned.mean() - sincos.mean())
-    m["learned_sincos_band"] = max(band(learned, sincos, paired=False), POS_TOL)
-    m["pit_none_drop"] = float(learned.mean() - accs[(1, "none")].mean())
-    m[f"vit_p{p}_none_drop"] = float(accs[(p, "learned")].mean() - accs[(p, "none")].mean())
-    bars = {
-        "PiT": [(pe, model_name(1, pe)) for pe in POS_EMBEDS],
-        f"ViT-p{p}": [(pe, model_name(p, pe)) for pe in ("learned", "none")],
-    }
-    plot_bars(ctx, m, bars, title=f"{d}: position embeddings", file="position_embedding.png")
-    return m
-
-
 def _judge_positions(m: Mapping[str, float]) -> tuple[Verdict, str]:
     gap, tol = m["learned_minus_sincos"], m["learned_sincos_band"]
     text = f"PiT learned - sin-cos = {gap:+.3f} (alike within {tol:.3f})"
@@ -277,23 +172,6 @@ def _judge_positions(m: Mapping[str, float]) -> tuple[Verdict, str]:
 
 # ---------------------------------------------------------------------------------------------
 # (4) MAE pre-training
-
-
-def run_mae(ctx: RunContext) -> dict[str, float]:
-    cfg: PiTClaimsConfig = ctx.config
-    d = cfg.mae_dataset
-    specs = [RunSpec(d, 1, s, mae=mae) for mae in (False, True) for s in seeds(ctx)]
-    runs = ensure_runs(ctx, specs)
-    scratch = accuracies(ctx, runs, dataset=d, patch_size=1)
-    mae = accuracies(ctx, runs, dataset=d, patch_size=1, mae=True)
-    m: dict[str, float] = {}
-    _record(m, "pit", scratch)
-    _record(m, "pit_mae", mae)
-    m["gain"] = float(mae.mean() - scratch.mean())
-    m["band"] = band(mae, scratch, paired=True)
-    m["mae_loss"] = float(np.mean([runs[s].mae_loss for s in specs if s.mae]))
-    plot_mae(ctx, m, runs[RunSpec(d, 1, ctx.seed, mae=True)], d)
-    return m
 
 
 def _judge_gain(m: Mapping[str, float]) -> tuple[Verdict, str]:
@@ -321,7 +199,7 @@ PAPER = PaperClaims(
                 f"< -max(2 s.e., {MIN_BAND}) fails; else inconclusive",
                 _judge_not_worse,
             ),
-            run=run_pixels_vs_patches,
+            run=partial(experiments.run_pixels_vs_patches, min_band=MIN_BAND),
             ours="digits PiT {acc_digits_pit:.3f}±{std_digits_pit:.3f} vs p2 "
             "{acc_digits_vit_p2:.3f}, p4 {acc_digits_vit_p4:.3f}; shapes PiT "
             "{acc_shapes_pit:.3f}±{std_shapes_pit:.3f} vs p2 {acc_shapes_vit_p2:.3f}, p4 "
@@ -339,7 +217,7 @@ PAPER = PaperClaims(
                 "inconclusive)",
                 _judge_permutation,
             ),
-            run=run_pixel_permutation,
+            run=partial(experiments.run_pixel_permutation, min_band=MIN_BAND),
             ours="accuracy drop under permutation: PiT {drop_pit:+.3f}, ViT-p2 "
             "{drop_vit_p2:+.3f}, ViT-p4 {drop_vit_p4:+.3f}",
         ),
@@ -351,7 +229,7 @@ PAPER = PaperClaims(
             criterion=custom(
                 f"|acc(learned) - acc(sin-cos)| <= max(2 s.e., {POS_TOL})", _judge_positions
             ),
-            run=run_position_embedding,
+            run=partial(experiments.run_position_embedding, min_band=MIN_BAND, pos_tol=POS_TOL),
             ours="PiT learned {acc_pit:.3f}±{std_pit:.3f}, sin-cos "
             "{acc_pit_sincos:.3f}±{std_pit_sincos:.3f}, none {acc_pit_none:.3f}; ViT-p2 "
             "learned {acc_vit_p2:.3f}, none {acc_vit_p2_none:.3f}",
@@ -365,7 +243,7 @@ PAPER = PaperClaims(
             criterion=custom(
                 f"gain > 0 and >= max(2 s.e., {MIN_BAND}) holds; <= 0 fails", _judge_gain
             ),
-            run=run_mae,
+            run=partial(experiments.run_mae, min_band=MIN_BAND),
             ours="fine-tuned after MAE {acc_pit_mae:.3f}±{std_pit_mae:.3f} vs scratch "
             "{acc_pit:.3f}±{std_pit:.3f} (gain {gain:+.3f})",
         ),

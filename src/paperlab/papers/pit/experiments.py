@@ -1,244 +1,146 @@
-"""The trainings behind the claims: one :class:`RunSpec` per model, dataset and seed.
+"""The claims' experiments: each asks :func:`~paperlab.papers.pit.runs.ensure_runs` for the
+trainings it needs (shared between claims and kept in the disk cache) and reduces their
+held-out accuracies over the seeds to the figures its criterion judges.
 
-Every claim asks :func:`ensure_runs` for the specs it needs; specs already trained in this
-``reproduce`` run (``RunContext.shared``) are reused (e.g. the learned-position PiT on digits
-serves claims 1-4), the rest run at once in worker processes (``core.parallel.run_jobs``),
-longest first.
+The criteria's noise floors (``min_band``, ``pos_tol``) are constants of ``claims.py``, passed
+in as plain arguments: a gap's band is 2 standard errors, at least that floor.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
 from paperlab.claims import RunContext
-from paperlab.core.data.images import ImageDataset, load_digits, make_shapes
-from paperlab.core.parallel import run_jobs
-from paperlab.core.train import TrainConfig, row_batches, train
-from paperlab.papers.pit.mae import MAE, classifier_from_mae
-from paperlab.papers.pit.model import model_name, patch_vit, permute_pixels, pixel_permutation
+from paperlab.papers.pit.model import POS_EMBEDS, model_name
+from paperlab.papers.pit.plots import plot_bars, plot_mae
+from paperlab.papers.pit.runs import RunSpec, accuracies, ensure_runs, mean_std, seeds
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One training: a classifier (from scratch, or fine-tuned after MAE pre-training)."""
-
-    dataset: str  # "digits" or "shapes"
-    patch_size: int  # 1 = PiT
-    seed: int
-    pos_embed: str = "learned"
-    permuted: bool = False  # one fixed pixel permutation on train and test images
-    mae: bool = False  # MAE pre-training on the training images first
-
-    @property
-    def name(self) -> str:
-        name = model_name(self.patch_size, self.pos_embed)
-        return name + ("_perm" if self.permuted else "") + ("_mae" if self.mae else "")
-
-
-@dataclass
-class RunResult:
-    accuracy: float  # held-out top-1
-    seconds: float
-    final_loss: float
-    mae_loss: float = float("nan")  # last MAE pre-training loss (MAE runs)
-    mae_state: dict[str, Tensor] | None = None  # the pre-trained MAE (MAE runs; for plots)
-
-
-def load_data(cfg: Any, dataset: str, seed: int) -> tuple[ImageDataset, ImageDataset]:
-    """(train, test): digits 8x8 (1797 images, ``cfg.digits_test`` held out) or procedural
-    shapes at ``cfg.shapes_size`` px (``cfg.shapes_train`` + ``cfg.shapes_test``)."""
-    if dataset == "digits":
-        return load_digits(size=8).split(cfg.digits_test, seed=seed)
-    data = make_shapes(cfg.shapes_train + cfg.shapes_test, size=cfg.shapes_size, seed=seed)
-    return data.split(cfg.shapes_test, seed=seed)
-
-
-def _data(ctx: RunContext, dataset: str) -> tuple[ImageDataset, ImageDataset]:
-    return ctx.shared(f"data_{dataset}", lambda: load_data(ctx.config, dataset, ctx.seed))
-
-
-def dataset_steps(cfg: Any, dataset: str) -> int:
-    return cfg.digits_steps if dataset == "digits" else cfg.shapes_steps
-
-
-# ---------------------------------------------------------------------------------------------
-# Jobs (module-level functions with picklable arguments, for run_jobs)
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
-    model.eval()
-    correct = sum(
-        int((model(x).argmax(-1) == y).sum())
-        for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True)
-    )
-    return correct / len(labels)
-
-
-def _cross_entropy(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-    x, y = batch
-    return F.cross_entropy(model(x), y)
-
-
-def _train_config(steps: int, lr: float, cfg: dict, seed: int, desc: str) -> TrainConfig:
-    return TrainConfig(
-        steps=steps,
-        lr=lr,
-        weight_decay=cfg["weight_decay"],
-        warmup_steps=max(1, steps // 10),
-        betas=(0.9, 0.999),
-        seed=seed,
-        progress=False,
-        log_every=max(1, steps // 20),
-        desc=desc,
-    )
-
-
-def fit(
-    *,
-    spec: RunSpec,
-    train_x: Tensor,
-    train_y: Tensor,
-    test_x: Tensor,
-    test_y: Tensor,
-    num_classes: int,
-    steps: int,
-    cfg: dict,
-) -> RunResult:
-    """Train one classifier of ``spec`` (after MAE pre-training if ``spec.mae``) and measure
-    its held-out accuracy. ``cfg``: the claims config as a dict (picklable)."""
-    start = time.perf_counter()
-    if spec.permuted:
-        perm = pixel_permutation(train_x.shape[-1], seed=cfg["perm_seed"])
-        train_x, test_x = permute_pixels(train_x, perm), permute_pixels(test_x, perm)
-    arch = dict(dim=cfg["dim"], depth=cfg["depth"], n_heads=cfg["n_heads"])
-    mae_loss, mae_state = float("nan"), None
-    torch.manual_seed(spec.seed)
-    if spec.mae:
-        mae = MAE(
-            image_size=train_x.shape[-1],
-            patch_size=spec.patch_size,
-            in_channels=train_x.shape[1],
-            pos_embed=spec.pos_embed,
-            decoder_dim=cfg["decoder_dim"],
-            decoder_depth=cfg["decoder_depth"],
-            decoder_heads=cfg["n_heads"],
-            mask_ratio=cfg["mask_ratio"],
-            **arch,
-        )
-        pre_cfg = _train_config(cfg["mae_steps"], cfg["mae_lr"], cfg, spec.seed, "mae")
-        hist = train(
-            mae,
-            lambda m, x: m.loss(x),
-            row_batches(train_x, cfg["batch_size"], seed=spec.seed + 7919),
-            pre_cfg,
-        )
-        mae_loss, mae_state = hist["loss"][-1], mae.state_dict()
-        model = classifier_from_mae(mae, num_classes=num_classes)
+def band(a: np.ndarray, b: np.ndarray, *, paired: bool, floor: float) -> float:
+    """2 standard errors of mean(a) - mean(b), at least ``floor``; paired by seed or not."""
+    n = len(a)
+    if paired:
+        se = float(np.std(a - b, ddof=1)) / np.sqrt(n)
     else:
-        model = patch_vit(
-            image_size=train_x.shape[-1],
-            patch_size=spec.patch_size,
-            in_channels=train_x.shape[1],
-            num_classes=num_classes,
-            pos_embed=spec.pos_embed,
-            **arch,
-        )
-    # the same fine-tuning / from-scratch recipe and batch stream for every model of a seed
-    # DEVIATION: no augmentation, mixup, label smoothing or drop path (the paper's DeiT-style
-    # recipe), and MAE fine-tuning without layer-wise lr decay: the from-scratch recipe.
-    batches = row_batches((train_x, train_y), cfg["batch_size"], seed=spec.seed)
-    hist = train(
-        model, _cross_entropy, batches, _train_config(steps, cfg["lr"], cfg, spec.seed, spec.name)
-    )
-    acc = accuracy(model, test_x, test_y)
-    return RunResult(acc, time.perf_counter() - start, hist["loss"][-1], mae_loss, mae_state)
+        se = float(np.sqrt(np.var(a, ddof=1) / n + np.var(b, ddof=1) / len(b)))
+    return max(2.0 * se, floor)
 
 
-def _cost(spec: RunSpec, cfg: Any, image_size: int) -> float:
-    """Rough relative cost (token-steps, attention included) to schedule long jobs first."""
-    n = (image_size // spec.patch_size) ** 2 + 1
-    cost = dataset_steps(cfg, spec.dataset) * n * (1 + n / 64)
-    if spec.mae:
-        k = int((n - 1) * (1 - cfg.mask_ratio)) + 1
-        cost += cfg.mae_steps * (k * (1 + k / 64) + 0.5 * n * (1 + n / 64))
-    return cost
+def record(m: dict[str, float], name: str, accs: np.ndarray) -> None:
+    """``acc_<name>`` and ``std_<name>``: mean and std over the seeds."""
+    m[f"acc_{name}"], m[f"std_{name}"] = mean_std(accs)
 
 
-def ensure_runs(ctx: RunContext, specs: list[RunSpec]) -> dict[RunSpec, RunResult]:
-    """The results of ``specs``, training those not yet trained in this run."""
-    cfg = ctx.config
-    done: dict[RunSpec, RunResult] = ctx.shared("runs", dict)
-    todo = [s for s in dict.fromkeys(specs) if s not in done]
-    size = {d: _data(ctx, d)[0].size for d in {s.dataset for s in todo}}
-    todo.sort(key=lambda s: -_cost(s, cfg, size[s.dataset]))
-    jobs = []
-    for s in todo:
-        train_set, test_set = _data(ctx, s.dataset)
-        kwargs = dict(
-            spec=s,
-            train_x=train_set.images,
-            train_y=train_set.labels,
-            test_x=test_set.images,
-            test_y=test_set.labels,
-            num_classes=train_set.num_classes,
-            steps=dataset_steps(cfg, s.dataset),
-            cfg=vars(cfg).copy(),
-        )
-        jobs.append((fit, kwargs))
-    if jobs:
-        results = run_jobs(
-            jobs,
-            workers=cfg.workers,
-            threads=cfg.threads,
-            progress=ctx.progress,
-            desc=f"pit: {len(jobs)} trainings",
-        )
-        done.update(zip(todo, results, strict=True))
-    return {s: done[s] for s in specs}
+def supervised_specs(ctx: RunContext, dataset: str, **kw: bool) -> list[RunSpec]:
+    """PiT and every patch ViT of the config on ``dataset``, one spec per seed."""
+    sizes = (1, *ctx.config.patch_sizes)
+    return [RunSpec(dataset, p, s, **kw) for p in sizes for s in seeds(ctx)]
 
 
 # ---------------------------------------------------------------------------------------------
-# Seeds and spreads
+# (1) PiT vs ViT-p2 / ViT-p4 at equal width and depth
 
 
-def seeds(ctx: RunContext) -> list[int]:
-    return [ctx.seed + k for k in range(ctx.config.seeds)]
-
-
-def accuracies(ctx: RunContext, runs: dict[RunSpec, RunResult], **spec_kw: Any) -> np.ndarray:
-    """Held-out accuracies of one model over the seeds, in seed order."""
-    return np.array([runs[RunSpec(seed=s, **spec_kw)].accuracy for s in seeds(ctx)])
-
-
-def mean_std(values: np.ndarray) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof=1) over seeds."""
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return float(np.mean(values)), std
-
-
-def mae_model(ctx: RunContext, run: RunResult, dataset: str) -> MAE:
-    """The pre-trained MAE of a run, rebuilt from its state (for the reconstruction plot)."""
+def run_pixels_vs_patches(ctx: RunContext, *, min_band: float) -> dict[str, float]:
     cfg = ctx.config
-    train_set, _ = _data(ctx, dataset)
-    mae = MAE(
-        image_size=train_set.size,
-        patch_size=1,
-        in_channels=train_set.channels,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        n_heads=cfg.n_heads,
-        decoder_dim=cfg.decoder_dim,
-        decoder_depth=cfg.decoder_depth,
-        decoder_heads=cfg.n_heads,
-        mask_ratio=cfg.mask_ratio,
+    specs = [s for d in cfg.datasets for s in supervised_specs(ctx, d)]
+    runs = ensure_runs(ctx, specs)
+    m: dict[str, float] = {}
+    for d in cfg.datasets:
+        pit = accuracies(ctx, runs, dataset=d, patch_size=1)
+        record(m, f"{d}_pit", pit)
+        patches = {p: accuracies(ctx, runs, dataset=d, patch_size=p) for p in cfg.patch_sizes}
+        for p, accs in patches.items():
+            record(m, f"{d}_vit_p{p}", accs)
+        best = max(patches, key=lambda p: patches[p].mean())
+        m[f"{d}_best_patch"] = float(best)
+        m[f"{d}_gap"] = float(pit.mean() - patches[best].mean())
+        m[f"{d}_band"] = band(pit, patches[best], paired=False, floor=min_band)
+    m["worst_gap"] = min(m[f"{d}_gap"] for d in cfg.datasets)
+    m["worst_gap_over_band"] = min(m[f"{d}_gap"] / m[f"{d}_band"] for d in cfg.datasets)
+    names = ["pit"] + [f"vit_p{p}" for p in cfg.patch_sizes]
+    bars = {d: [(n, f"{d}_{n}") for n in names] for d in cfg.datasets}
+    plot_bars(
+        ctx, m, bars, title="PiT vs patch ViT at equal width/depth", file="pixels_vs_patches.png"
     )
-    mae.load_state_dict(run.mae_state)
-    return mae.eval()
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# (2) a fixed pixel permutation
+
+
+def run_pixel_permutation(ctx: RunContext, *, min_band: float) -> dict[str, float]:
+    cfg = ctx.config
+    d = cfg.perm_dataset
+    plain = supervised_specs(ctx, d)
+    runs = ensure_runs(ctx, plain + supervised_specs(ctx, d, permuted=True))
+    m: dict[str, float] = {}
+    for p in (1, *cfg.patch_sizes):
+        name = model_name(p)
+        a = accuracies(ctx, runs, dataset=d, patch_size=p)
+        b = accuracies(ctx, runs, dataset=d, patch_size=p, permuted=True)
+        record(m, name, a)
+        record(m, f"{name}_perm", b)
+        m[f"drop_{name}"] = float(a.mean() - b.mean())
+        m[f"band_{name}"] = band(a, b, paired=True, floor=min_band)
+    m["min_vit_drop"] = min(m[f"drop_vit_p{p}"] for p in cfg.patch_sizes)
+    names = [model_name(p) for p in (1, *cfg.patch_sizes)]
+    bars = {
+        g: [(n, n + suffix) for n in names]
+        for g, suffix in (("original pixels", ""), ("permuted pixels", "_perm"))
+    }
+    plot_bars(
+        ctx, m, bars, title=f"{d}: one fixed random pixel permutation", file="pixel_permutation.png"
+    )
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# (3) position embeddings
+
+
+def run_position_embedding(ctx: RunContext, *, min_band: float, pos_tol: float) -> dict[str, float]:
+    cfg = ctx.config
+    d, p = cfg.pos_dataset, cfg.patch_sizes[0]
+    specs = [RunSpec(d, 1, s, pos_embed=pe) for pe in POS_EMBEDS for s in seeds(ctx)]
+    specs += [RunSpec(d, p, s, pos_embed=pe) for pe in ("learned", "none") for s in seeds(ctx)]
+    runs = ensure_runs(ctx, specs)
+    m: dict[str, float] = {}
+    accs = {}
+    for spec in specs:
+        key = (spec.patch_size, spec.pos_embed)
+        if key not in accs:
+            accs[key] = accuracies(ctx, runs, dataset=d, patch_size=key[0], pos_embed=key[1])
+            record(m, model_name(*key), accs[key])
+    learned, sincos = accs[(1, "learned")], accs[(1, "sincos")]
+    m["learned_minus_sincos"] = float(learned.mean() - sincos.mean())
+    m["learned_sincos_band"] = max(band(learned, sincos, paired=False, floor=min_band), pos_tol)
+    m["pit_none_drop"] = float(learned.mean() - accs[(1, "none")].mean())
+    m[f"vit_p{p}_none_drop"] = float(accs[(p, "learned")].mean() - accs[(p, "none")].mean())
+    bars = {
+        "PiT": [(pe, model_name(1, pe)) for pe in POS_EMBEDS],
+        f"ViT-p{p}": [(pe, model_name(p, pe)) for pe in ("learned", "none")],
+    }
+    plot_bars(ctx, m, bars, title=f"{d}: position embeddings", file="position_embedding.png")
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# (4) MAE pre-training
+
+
+def run_mae(ctx: RunContext, *, min_band: float) -> dict[str, float]:
+    d = ctx.config.mae_dataset
+    specs = [RunSpec(d, 1, s, mae=mae) for mae in (False, True) for s in seeds(ctx)]
+    runs = ensure_runs(ctx, specs)
+    scratch = accuracies(ctx, runs, dataset=d, patch_size=1)
+    mae = accuracies(ctx, runs, dataset=d, patch_size=1, mae=True)
+    m: dict[str, float] = {}
+    record(m, "pit", scratch)
+    record(m, "pit_mae", mae)
+    m["gain"] = float(mae.mean() - scratch.mean())
+    m["band"] = band(mae, scratch, paired=True, floor=min_band)
+    m["mae_loss"] = float(np.mean([runs[s].mae_loss for s in specs if s.mae]))
+    plot_mae(ctx, m, runs[RunSpec(d, 1, ctx.seed, mae=True)], d)
+    return m

@@ -9,6 +9,7 @@ import torch
 
 from paperlab.claims import RunContext
 from paperlab.core.data.images import image_grid
+from paperlab.papers.pit.runs import RunResult, mae_model, shared_data
 
 
 def plot_bars(
@@ -56,11 +57,9 @@ def plot_bars(
     ctx.save_figure(fig, file)
 
 
-def plot_mae(ctx: RunContext, m: Mapping[str, float], run, dataset: str) -> None:
+def plot_mae(ctx: RunContext, m: Mapping[str, float], run: RunResult, dataset: str) -> None:
     """Scratch vs MAE fine-tuning bars, and held-out images / 75% masked / reconstructed."""
-    from paperlab.papers.pit.experiments import _data, mae_model
-
-    _, test = _data(ctx, dataset)
+    _, test = shared_data(ctx, dataset)
     mae = mae_model(ctx, run, dataset)
     x = test.images[:8]
     shown, filled = mae.reconstruct(x, seed=ctx.seed)
