@@ -5,7 +5,6 @@ same steps on the same text without the NAR. Both are scored on greedy decodes."
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,15 +184,13 @@ def fit_text_model(
         seed=seed,
         desc=f"transnar: {name}",
     )
-    start = time.perf_counter()
     history = train(model, text_loss, batches, tcfg)
-    train_seconds = time.perf_counter() - start
     scores = evaluate(model, eval_set, cfg, seed)
     return {
         "state": model.state_dict(),
         "history": history,
         "scores": scores,
-        "train_seconds": train_seconds,
+        "train_seconds": sum(history["seconds"]),
         "params": model.num_params(),
     }
 
