@@ -1,6 +1,6 @@
 """TiTok (arXiv 2406.07550): tokenizer shapes and the latent-only bottleneck, checkpoints,
 MaskGIT's mask schedule and sampler, classifier-free guidance, the AR generator's KV cache,
-the label-smoothed masked-token loss, and the tiny claims end to end."""
+the label-smoothed masked-token loss."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlab.claims import VERDICTS, UserError
+from paperlab.claims import UserError
 from paperlab.core.device import torch_threads
 from paperlab.core.parallel import run_jobs
 from paperlab.papers.titok import (
@@ -29,7 +29,6 @@ from paperlab.papers.titok import (
     train_tokenizer,
 )
 from paperlab.papers.titok.claims import PAPER
-from paperlab.runner import plan_run, run_plans
 
 
 @pytest.fixture(autouse=True)
@@ -306,32 +305,7 @@ def test_config_rejects_bad_overrides():
         PAPER.make_config("default", {"K": "3"})
 
 
-def test_tiny_claims_produce_measured_verdicts(tmp_path: Path):
-    plans = plan_run(["titok"], scale="tiny")
-    results, errors, interrupted = run_plans(
-        plans, scale="tiny", seed=0, device="cpu", out=tmp_path, progress=False
-    )
-    assert not errors and not interrupted
-    assert [r.claim_id for r in results] == ["reconstruction", "linear_probe", "generation"]
-    for r in results:
-        assert r.verdict in VERDICTS and r.verdict != "skipped"
-        assert PAPER.claim(r.claim_id).criterion.judge(r.measured)[0] == r.verdict
-        assert r.artifacts
-    gen = results[2].measured
-    assert gen["images_per_s_maskgit_titok"] > 0 and gen["fd_maskgit_titok"] >= 0
+def test_probe_rank_correlation_is_spearmans_with_ties():
+    from paperlab.core.stats import spearman
 
-
-@pytest.mark.slow
-def test_default_scale_runs_and_its_robust_findings_hold(tmp_path: Path):
-    """The default run (~3 min): verdicts from measurements, and the findings that do not
-    depend on luck: speed from fewer tokens, monotone MSE in K, live codebooks."""
-    plans = plan_run(["titok"], scale="default")
-    results, errors, _ = run_plans(
-        plans, scale="default", seed=0, device="cpu", out=tmp_path, progress=False
-    )
-    assert not errors
-    m = {r.claim_id: r.measured for r in results}
-    assert m["generation"]["speedup_maskgit"] > 3 and m["generation"]["speedup_ar"] > 3
-    assert m["reconstruction"]["mse_ratio_kmin_over_kmax"] > 1.2
-    assert all(v > 0.5 for k, v in m["reconstruction"].items() if k.startswith("usage_"))
-    assert m["generation"]["judge_test_accuracy"] > 0.9
+    assert spearman([2, 4, 8], [0.5, 0.5, 0.4]) == pytest.approx(-0.8660254)

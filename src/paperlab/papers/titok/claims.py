@@ -1,4 +1,4 @@
-"""TiTok's three claims in miniature (card `titok` in PAPERS.md; Yu et al. 2024, 2406.07550).
+"""TiTok's three claims in miniature (Yu et al. 2024, arXiv 2406.07550).
 
 (1) reconstruction: a 1D tokenizer reconstructs better with more latent tokens K, and is more
     compact than a 2D grid (Fig. 4, Table 1: 32 TiTok tokens ~ 256 VQGAN grid tokens).
@@ -8,31 +8,22 @@
 
 Data: procedural shapes (16 px, 12 classes). Quality of samples: FD-shapes, the Frechet
 distance in the features of a small classifier trained here (not FID). All models are trained
-once per run and shared between the claims.
+once per run and shared between the claims (the runs are in
+``paperlab.papers.titok.experiments``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import torch
-
-from paperlab.claims import Claim, PaperClaims, RunContext, all_of, at_least, at_most
+from paperlab.claims import Claim, PaperClaims, all_of, at_least, at_most
 from paperlab.core.data.images import DATASETS
-from paperlab.core.device import torch_threads
-from paperlab.core.timing import time_interleaved
 from paperlab.papers.titok.experiments import (
-    build_generators,
-    build_tokenizers,
-    grid_name,
-    load_data,
-    titok_name,
+    run_generation,
+    run_linear_probe,
+    run_reconstruction,
 )
 from paperlab.papers.titok.maskgit import SCHEDULES
-from paperlab.papers.titok.plots import plot_generation, plot_probe, plot_reconstruction
-from paperlab.papers.titok.probe import linear_probe, pooled_latents
-from paperlab.papers.titok.tokenizer import reconstruction_mse
 
 
 @dataclass
@@ -147,140 +138,6 @@ PRESETS = {
     ),
 }
 
-
-def _data(ctx: RunContext):
-    return ctx.shared("data", lambda: load_data(ctx.config, ctx.seed))
-
-
-def _tokenizers(ctx: RunContext):
-    train, _ = _data(ctx)
-    return ctx.shared(
-        "tokenizers", lambda: build_tokenizers(ctx.config, ctx.seed, train, ctx.progress)
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# (1) reconstruction vs number of tokens
-
-
-def run_reconstruction(ctx: RunContext) -> dict[str, float]:
-    cfg: TiTokClaimsConfig = ctx.config
-    _, test = _data(ctx)
-    tokenizers = _tokenizers(ctx)
-    m: dict[str, float] = {}
-    with torch_threads(cfg.threads):
-        for name, t in tokenizers.items():
-            m[f"mse_{name}"] = reconstruction_mse(t.model, test.images)
-            ids = t.model.encode(test.images)
-            m[f"usage_{name}"] = ids.unique().numel() / cfg.codebook_size
-            m[f"train_seconds_{name}"] = t.seconds
-    k_min, k_max = min(cfg.token_counts), max(cfg.token_counts)
-    same = grid_name(cfg, cfg.grid_patch_sizes[0])
-    m["mse_ratio_kmin_over_kmax"] = m[f"mse_{titok_name(k_min)}"] / m[f"mse_{titok_name(k_max)}"]
-    m["mse_ratio_titok_over_grid"] = m[f"mse_{titok_name(k_max)}"] / m[f"mse_{same}"]
-    mses = [m[f"mse_{titok_name(k)}"] for k in sorted(cfg.token_counts)]
-    m["monotone_steps"] = float(sum(b <= a for a, b in zip(mses, mses[1:], strict=False)))
-    ctx.notes["restart_usage"] = {n: t.history.get("usage", []) for n, t in tokenizers.items()}
-    plot_reconstruction(ctx, cfg, tokenizers, test, m)
-    return m
-
-
-# ---------------------------------------------------------------------------------------------
-# (2) linear probe on the latents
-
-
-def run_linear_probe(ctx: RunContext) -> dict[str, float]:
-    cfg: TiTokClaimsConfig = ctx.config
-    train, test = _data(ctx)
-    tokenizers = _tokenizers(ctx)
-    x_train, y_train = train.images[: cfg.probe_train], train.labels[: cfg.probe_train]
-    m: dict[str, float] = {}
-    with torch_threads(cfg.threads):
-        for name, t in tokenizers.items():
-            f_train = pooled_latents(t.model, x_train)
-            f_test = pooled_latents(t.model, test.images)
-            m[f"probe_acc_{name}"] = linear_probe(f_train, y_train, f_test, test.labels)
-    ks = sorted(cfg.token_counts)
-    accs = [m[f"probe_acc_{titok_name(k)}"] for k in ks]
-    m["probe_gain_kmin_minus_kmax"] = accs[0] - accs[-1]
-    m["probe_rank_corr"] = _spearman(ks, accs)
-    m["chance"] = 1.0 / train.num_classes
-    plot_probe(ctx, cfg, m)
-    return m
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    if len(x) < 2 or np.std(rx) == 0 or np.std(ry) == 0:
-        return 0.0
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-# ---------------------------------------------------------------------------------------------
-# (3) generation speed at comparable FD
-
-
-def _sampler(cfg: TiTokClaimsConfig, name: str, gen, tok):
-    kind = name.split("_")[0]
-    kw = {"cfg_scale": cfg.cfg_scale}
-    if kind == "maskgit":
-        kw |= dict(
-            num_steps=cfg.num_steps,
-            schedule=cfg.schedule,
-            randomness_temperature=cfg.randomness_temperature,
-        )
-
-    def sample(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        return tok.decode_indices(gen.generate(labels, generator=g, **kw))
-
-    return sample
-
-
-def run_generation(ctx: RunContext) -> dict[str, float]:
-    cfg: TiTokClaimsConfig = ctx.config
-    train, test = _data(ctx)
-    tokenizers = _tokenizers(ctx)
-    generators, judge = ctx.shared(
-        "generators",
-        lambda: build_generators(cfg, ctx.seed, train, test, tokenizers, ctx.progress),
-    )
-    source = {
-        "titok": tokenizers[titok_name(cfg.gen_tokens)].model,
-        "grid": tokenizers[grid_name(cfg, cfg.gen_grid_patch)].model,
-    }
-    order = ("maskgit_titok", "maskgit_grid", "ar_titok", "ar_grid")
-    samplers = {n: _sampler(cfg, n, generators[n].model, source[n.split("_")[1]]) for n in order}
-    m: dict[str, float] = {}
-    with torch_threads(cfg.threads):
-        labels = torch.arange(cfg.timing_batch) % train.num_classes
-        timings = time_interleaved(samplers, [labels], cfg.timing_reps)
-        samples = {}
-        for name, sample in samplers.items():
-            m[f"images_per_s_{name}"] = cfg.timing_batch / timings.median(name)
-            samples[name] = _draw(sample, cfg, train.num_classes)
-            y = torch.arange(cfg.n_samples) % train.num_classes
-            score = judge.score(samples[name], y)
-            m[f"fd_{name}"], m[f"class_acc_{name}"] = score["fd"], score["class_acc"]
-            m[f"train_seconds_{name}"] = generators[name].seconds
-        for src, tok in source.items():  # the tokenizers' own ceiling: FD of reconstructions
-            m[f"fd_recon_{src}"] = judge.fd(tok.reconstruct(test.images[: cfg.n_samples]))
-        m["fd_real"] = judge.fd(train.images[-cfg.n_samples :])  # real images never judged on
-    for kind in ("maskgit", "ar"):
-        m[f"speedup_{kind}"] = m[f"images_per_s_{kind}_titok"] / m[f"images_per_s_{kind}_grid"]
-        m[f"fd_ratio_{kind}"] = m[f"fd_{kind}_titok"] / max(m[f"fd_{kind}_grid"], 1e-9)
-    m["judge_test_accuracy"] = judge.test_accuracy
-    plot_generation(ctx, cfg, m, samples, train.num_classes)
-    return m
-
-
-def _draw(sample, cfg: TiTokClaimsConfig, num_classes: int) -> torch.Tensor:
-    """cfg.n_samples class-balanced samples, in timing-sized batches (seeded per batch)."""
-    y = torch.arange(cfg.n_samples) % num_classes
-    return torch.cat([sample(b, seed=i) for i, b in enumerate(y.split(cfg.timing_batch))])
-
-
-# ---------------------------------------------------------------------------------------------
 
 PAPER = PaperClaims(
     config=TiTokClaimsConfig,
