@@ -309,3 +309,33 @@ def test_probe_rank_correlation_is_spearmans_with_ties():
     from paperlab.core.stats import spearman
 
     assert spearman([2, 4, 8], [0.5, 0.5, 0.4]) == pytest.approx(-0.8660254)
+
+
+def test_models_train_once_and_come_back_from_the_disk_cache(tmp_path: Path):
+    from paperlab.claims import RunContext
+    from paperlab.core.artifacts import ArtifactCache
+    from paperlab.papers.titok.experiments import shared_generators, shared_tokenizers
+
+    small = dict(tok_steps="2", gen_steps="2", judge_steps="2", n_train="64", n_test="32")
+
+    def run(cache: ArtifactCache):
+        cfg = PAPER.make_config("tiny", small)
+        ctx = RunContext(cfg, "tiny", 0, "cpu", tmp_path, progress=False, cache=cache)
+        with torch_threads(1):
+            tokenizers = shared_tokenizers(ctx)
+            generators, judge = shared_generators(ctx, tokenizers)
+            name = next(iter(tokenizers))
+            assert shared_tokenizers(ctx)[name].model is tokenizers[name].model
+        return tokenizers, generators
+
+    with ArtifactCache(tmp_path / "cache") as cache:
+        toks, gens = run(cache)
+    with ArtifactCache(tmp_path / "cache") as cache:
+        toks2, gens2 = run(cache)
+        assert len(gens) == 4 and cache.hits["disk"] == len(toks) + len(gens)
+        assert cache.hits["built"] == 2  # the data split and the judge (memory only)
+    for a, b in ((toks, toks2), (gens, gens2)):
+        for name in a:
+            sa, sb = a[name].model.state_dict(), b[name].model.state_dict()
+            assert all(torch.equal(sa[k], sb[k]) for k in sa)
+            assert a[name].seconds == b[name].seconds > 0

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from paperlab.claims import RunContext
+from paperlab.core.artifacts import ModuleCodec
 from paperlab.core.data.images import ImageDataset, load_images
 from paperlab.core.device import torch_threads
 from paperlab.core.parallel import run_jobs
@@ -97,9 +98,13 @@ def _sequence_cost(kind: str, kwargs: dict) -> int:
 
 
 def build_tokenizers(
-    cfg: Any, seed: int, train: ImageDataset, progress: bool
+    cfg: Any, seed: int, train: ImageDataset, progress: bool, names: list[str] | None = None
 ) -> dict[str, Trained]:
+    """The tokenizers of :func:`tokenizer_specs` (only ``names`` if given), trained in
+    worker processes, longest first."""
     specs = tokenizer_specs(cfg, train.channels)
+    if names is not None:
+        specs = {n: specs[n] for n in names}
     train_kw = dict(
         steps=cfg.tok_steps,
         batch_size=cfg.tok_batch,
@@ -236,11 +241,97 @@ def shared_data(ctx: RunContext) -> tuple[ImageDataset, ImageDataset]:
 
 
 def shared_tokenizers(ctx: RunContext) -> dict[str, Trained]:
-    """The six tokenizers, trained once per paper run."""
+    """The six tokenizers, trained once per spec (this run's cache, and the disk cache)."""
+    cfg = ctx.config
     train, _ = shared_data(ctx)
-    return ctx.shared(
-        "tokenizers", lambda: build_tokenizers(ctx.config, ctx.seed, train, ctx.progress)
-    )
+    specs = tokenizer_specs(cfg, train.channels)
+    keys = {n: tokenizer_key(cfg, *specs[n]) for n in specs}
+    done = {
+        n: cached_model(ctx, "titok-tokenizer", keys[n], TOKENIZERS[k], kw)
+        for n, (k, kw) in specs.items()
+    }
+    todo = [n for n, t in done.items() if t is None]
+    if todo:
+        fresh = build_tokenizers(cfg, ctx.seed, train, ctx.progress, names=todo)
+        for n in todo:
+            kind, kwargs = specs[n]
+            done[n] = cached_model(
+                ctx, "titok-tokenizer", keys[n], TOKENIZERS[kind], kwargs, fresh[n]
+            )
+    return done  # type: ignore[return-value]
+
+
+def shared_generators(
+    ctx: RunContext, tokenizers: dict[str, Trained]
+) -> tuple[dict[str, Trained], Any]:
+    """The four generators (trained once per spec, disk-cached) and the FD judge (trained
+    once per run; with the generators when they are trained)."""
+    cfg = ctx.config
+    train, test = shared_data(ctx)
+    specs = tokenizer_specs(cfg, train.channels)
+    sources = {"titok": titok_name(cfg.gen_tokens), "grid": grid_name(cfg, cfg.gen_grid_patch)}
+    seq_len = {src: tokenizers[n].model.num_tokens for src, n in sources.items()}
+    entries = {}
+    for kind in ("maskgit", "ar"):
+        for src, tok in sources.items():
+            kwargs = generator_kwargs(cfg, kind, seq_len[src], train.num_classes)
+            key = dict(
+                kind=kind,
+                kwargs=kwargs,
+                steps=cfg.gen_steps,
+                batch_size=cfg.gen_batch,
+                lr=cfg.gen_lr,
+                tokenizer=tokenizer_key(cfg, *specs[tok]),
+            )
+            entries[f"{kind}_{src}"] = (key, GENERATORS[kind], kwargs)
+    done = {n: cached_model(ctx, "titok-generator", *e) for n, e in entries.items()}
+    if any(t is None for t in done.values()):
+        fresh, judge = build_generators(cfg, ctx.seed, train, test, tokenizers, ctx.progress)
+        done = {n: cached_model(ctx, "titok-generator", *e, fresh[n]) for n, e in entries.items()}
+        ctx.shared("titok-judge", lambda: judge)
+    else:
+        judge_train, _ = train.split(min(len(train) // 2, 2000), seed=ctx.seed + 1)
+        kw = dict(train=judge_train, reference=test, steps=cfg.judge_steps, seed=ctx.seed)
+        judge = ctx.shared("titok-judge", lambda: fit_judge(**kw))
+    return done, judge  # type: ignore[return-value]
+
+
+def tokenizer_key(cfg: Any, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What one tokenizer's training depends on (the run's seed is added by ``ctx.shared``)."""
+    data = {k: getattr(cfg, k) for k in ("dataset", "n_train", "n_test", "image_size")}
+    train = {k: getattr(cfg, k) for k in ("tok_steps", "tok_batch", "tok_lr", "restart_every")}
+    return {"kind": kind, "kwargs": kwargs, "data": data, "threads": cfg.threads} | train
+
+
+class _NotCached(Exception):
+    pass
+
+
+def _not_cached() -> Any:
+    raise _NotCached
+
+
+def cached_model(
+    ctx: RunContext,
+    name: str,
+    key: dict[str, Any],
+    cls: type,
+    kwargs: dict[str, Any],
+    trained: Trained | None = None,
+) -> Trained | None:
+    """The trained model of ``key`` from this run's memory or the disk cache (``None`` if
+    neither has it); with ``trained``: store that one."""
+    if trained is None:
+        build = _not_cached
+    else:
+        info = {"history": trained.history, "seconds": trained.seconds}
+        build = lambda: (trained.model, info)  # noqa: E731
+    codec = ModuleCodec(build=lambda: cls(**kwargs), kind=name)
+    try:
+        model, info = ctx.shared(name, build, spec=key, codec=codec)
+    except _NotCached:
+        return None
+    return Trained(model.eval(), info["history"], info["seconds"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -318,10 +409,7 @@ def run_generation(ctx: RunContext) -> dict[str, float]:
     cfg: Any = ctx.config
     train, test = shared_data(ctx)
     tokenizers = shared_tokenizers(ctx)
-    generators, judge = ctx.shared(
-        "generators",
-        lambda: build_generators(cfg, ctx.seed, train, test, tokenizers, ctx.progress),
-    )
+    generators, judge = shared_generators(ctx, tokenizers)
     source = {
         "titok": tokenizers[titok_name(cfg.gen_tokens)].model,
         "grid": tokenizers[grid_name(cfg, cfg.gen_grid_patch)].model,
