@@ -1,35 +1,70 @@
-"""LlamaGen's claims at tiny scale end to end (verdicts from measurements, plots written), and
-clear errors for bad config values."""
+"""LlamaGen's experiment pieces on very small configs (the registry test runs the tiny claims
+end to end): the models trained once per spec and read back from the disk cache, the CFG
+sweep's helpers, and clear errors for bad config values."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+import torch
 
-from paperlab.claims import UserError
-from paperlab.runner import plan_run, run_plans
+from paperlab.claims import RunContext, UserError
+from paperlab.core.artifacts import ArtifactCache
+from paperlab.papers.llamagen.claims import PAPER
+from paperlab.papers.llamagen.experiments import (
+    fd_minimum,
+    scale_key,
+    shared_generator,
+    shared_tokenizer,
+)
+from paperlab.runner import plan_run
 
 
-def test_tiny_claims_produce_verdicts_and_plots(tmp_path: Path):
-    plans = plan_run(["llamagen"], scale="tiny")
-    results, errors, interrupted = run_plans(
-        plans, scale="tiny", seed=0, device="cpu", out=tmp_path, progress=False
-    )
-    assert not errors and not interrupted
-    by_id = {r.claim_id: r for r in results}
-    assert list(by_id) == ["tokenizer", "cfg", "kv_cache"]
-    for r in results:
-        assert r.verdict in ("holds", "fails", "inconclusive")
-        assert r.ours and r.artifacts
-        for name in r.artifacts:
-            assert next(tmp_path.glob(f"llamagen/{r.claim_id}/*/{name}")).stat().st_size > 0
-    m = by_id["tokenizer"].measured
-    assert 0 < m["usage_l2"] <= 1 and 0 < m["usage_plain"] <= 1 and m["mse_l2"] > 0
-    m = by_id["cfg"].measured
-    assert {"acc_cfg1", "acc_cfg4", "fd_cfg1", "fd_cfg4", "fd_argmin_scale"} <= set(m)
-    m = by_id["kv_cache"].measured
-    assert m["tokens_identical"] == 1.0 and m["speedup"] > 0  # cache == recompute, exactly
+def small_ctx(tmp_path: Path, cache: ArtifactCache, **overrides: str) -> RunContext:
+    cfg = PAPER.make_config("tiny", {"tok_steps": "2", "gen_steps": "2"} | overrides)
+    return RunContext(cfg, "tiny", 0, "cpu", tmp_path, progress=False, cache=cache)
+
+
+def test_tokenizers_and_generator_train_once_and_come_back_from_the_disk_cache(tmp_path: Path):
+    with ArtifactCache(tmp_path / "cache") as cache:
+        ctx = small_ctx(tmp_path, cache)
+        l2, plain = shared_tokenizer(ctx, l2=True), shared_tokenizer(ctx, l2=False)
+        gen, _ = shared_generator(ctx)
+        assert cache.hits["built"] == 4  # the data split, two tokenizers, the generator
+        assert shared_tokenizer(ctx, l2=True) is l2
+    with ArtifactCache(tmp_path / "cache") as cache:
+        ctx = small_ctx(tmp_path, cache)
+        gen2, history = shared_generator(ctx)
+        l2_again = shared_tokenizer(ctx, l2=True)
+        plain_again = shared_tokenizer(ctx, l2=False)
+        assert cache.hits["disk"] == 3 and cache.hits["built"] == 1  # the data split only
+    assert history["seconds"][0] > 0
+    for a, b in ((l2[0], l2_again[0]), (plain[0], plain_again[0]), (gen, gen2)):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not gen2.training and l2_again[0].config.l2_norm and not plain_again[0].config.l2_norm
+
+
+def test_generator_settings_do_not_retrain_the_tokenizer(tmp_path: Path):
+    with ArtifactCache(tmp_path / "cache") as cache:
+        shared_tokenizer(small_ctx(tmp_path, cache), l2=True)
+    with ArtifactCache(tmp_path / "cache") as cache:
+        shared_tokenizer(small_ctx(tmp_path, cache, gen_steps="3", judge_steps="5"), l2=True)
+        assert cache.hits["disk"] == 1
+        shared_tokenizer(small_ctx(tmp_path, cache, tok_steps="3"), l2=True)
+        assert cache.hits["disk"] == 1 and cache.hits["built"] == 3  # 2 data splits + 1
+
+
+def test_fd_minimum_and_scale_keys():
+    assert fd_minimum([30.0, 10.0, 20.0], (1.0, 2.0, 4.0)) == {
+        "fd_best": 10.0,
+        "fd_argmin_scale": 2.0,
+    }
+    nan = fd_minimum([math.nan, math.nan], (1.0, 2.0))
+    assert math.isnan(nan["fd_best"]) and math.isnan(nan["fd_argmin_scale"])
+    assert scale_key(1.5) == "1_5" and scale_key(4.0) == "4"
 
 
 @pytest.mark.parametrize(
@@ -45,20 +80,3 @@ def test_tiny_claims_produce_verdicts_and_plots(tmp_path: Path):
 def test_bad_config_is_one_clear_error(pair: str, message: str):
     with pytest.raises(UserError, match=message):
         plan_run(["llamagen"], scale="tiny", overrides=[pair])
-
-
-@pytest.mark.slow
-def test_default_claims(tmp_path: Path):
-    """Default scale (~2 min on 2 cores): the tokenizer and KV-cache claims hold; CFG improves
-    class accuracy and FD somewhere in the sweep (the verdict on the largest scale is reported,
-    not asserted)."""
-    plans = plan_run(["llamagen"], scale="default")
-    results, errors, _ = run_plans(
-        plans, scale="default", seed=0, device="cpu", out=tmp_path, progress=False
-    )
-    assert not errors
-    by_id = {r.claim_id: r for r in results}
-    assert by_id["tokenizer"].verdict == "holds"
-    assert by_id["kv_cache"].verdict == "holds"
-    m = by_id["cfg"].measured
-    assert m["acc_best"] > m["acc_no_cfg"] and m["fd_best"] < m["fd_no_cfg"]

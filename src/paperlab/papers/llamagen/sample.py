@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from paperlab.core.generate import logits_to_probs
+from paperlab.core.train import eval_mode
 from paperlab.papers.llamagen.generator import LlamaGen
 
 
@@ -120,9 +121,7 @@ def sample(
         streams = [_Stream(model, torch.cat([cond, uncond]), use_cache=use_cache, copies=2)]
     else:
         streams = [_Stream(model, p, use_cache=use_cache) for p in (cond, uncond)]
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         tokens = torch.empty(B, cfg.num_image_tokens, dtype=torch.long, device=device)
         all_logits = []
         for t in range(cfg.num_image_tokens):
@@ -136,8 +135,6 @@ def sample(
             if t + 1 < cfg.num_image_tokens:
                 for s in streams:
                     s.push(nxt)
-    finally:
-        model.train(was_training)
     tokens = tokens.view(B, cfg.grid_size, cfg.grid_size)
     return (tokens, torch.stack(all_logits, dim=1)) if return_logits else tokens
 
@@ -146,9 +143,5 @@ def sample(
 def generate_images(model: LlamaGen, tokenizer, labels: Tensor, **sample_kwargs) -> Tensor:
     """`sample(...)` then the tokenizer's decoder: images (B, C, H, W) in [0, 1]."""
     indices = sample(model, labels, **sample_kwargs)
-    was_training = tokenizer.training
-    tokenizer.eval()
-    try:
+    with eval_mode(tokenizer):
         return tokenizer.decode_indices(indices)
-    finally:
-        tokenizer.train(was_training)

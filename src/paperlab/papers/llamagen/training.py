@@ -8,12 +8,10 @@ before AR training, as the official `extract_codes_c2i.py`).
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import Tensor
 
-from paperlab.core.train import TrainConfig, row_batches, train
+from paperlab.core.train import TrainConfig, eval_mode, row_batches, train
 from paperlab.papers.llamagen.generator import LlamaGen, LlamaGenConfig, generator_loss
 from paperlab.papers.llamagen.tokenizer import VQTokenizer, VQTokenizerConfig, tokenizer_loss
 
@@ -45,7 +43,6 @@ def train_tokenizer(
         seed=seed,
         desc=desc,
     )
-    start = time.perf_counter()
     history = train(
         model,
         lambda m, b: tokenizer_loss(m, b[0]),
@@ -53,23 +50,18 @@ def train_tokenizer(
         cfg,
         device=device,
     )
-    history["seconds"] = [time.perf_counter() - start]
     return model.eval(), history
 
 
 @torch.no_grad()
 def encode_images(tokenizer: VQTokenizer, images: Tensor, *, batch_size: int = 256) -> Tensor:
     """Token indices (N, h, w) of all images, in eval mode, batch by batch."""
-    was_training = tokenizer.training
-    tokenizer.eval()
     device = next(tokenizer.parameters()).device
-    try:
+    with eval_mode(tokenizer):
         parts = [
             tokenizer.encode(images[i : i + batch_size].to(device)).cpu()
             for i in range(0, images.shape[0], batch_size)
         ]
-    finally:
-        tokenizer.train(was_training)
     return torch.cat(parts)
 
 
@@ -112,8 +104,6 @@ def train_generator(
         seed=seed,
         desc=desc,
     )
-    start = time.perf_counter()
     batches = row_batches((indices, labels.long()), batch_size, seed=seed)
     history = train(model, generator_loss, batches, cfg, device=device)
-    history["seconds"] = [time.perf_counter() - start]
     return model.eval(), history
