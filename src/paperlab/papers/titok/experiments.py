@@ -292,7 +292,8 @@ def shared_generators(
     else:
         judge_train, _ = train.split(min(len(train) // 2, 2000), seed=ctx.seed + 1)
         kw = dict(train=judge_train, reference=test, steps=cfg.judge_steps, seed=ctx.seed)
-        judge = ctx.shared("titok-judge", lambda: fit_judge(**kw))
+        with torch_threads(cfg.threads):  # as in the worker processes: the same judge
+            judge = ctx.shared("titok-judge", lambda: fit_judge(**kw))
     return done, judge  # type: ignore[return-value]
 
 
