@@ -9,7 +9,8 @@ same data flow awaited call by call), so it takes about calls x latency.
     python benchmarks/moa_latency.py                  # 0.5 s latency, 5 queries
     python benchmarks/moa_latency.py --latency 1 --queries 10
 
-Target (issue 5): parallel efficiency >= 0.9.
+Target: parallel efficiency >= 0.9. The models (random-init, their replies are noise) live in a
+temp folder removed at the end.
 """
 
 from __future__ import annotations
@@ -29,17 +30,9 @@ from paperlab.core.llm.tiny import save_chat_model
 from paperlab.papers.moa.moa import MixtureOfAgents, moa
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--latency", type=float, default=0.5, help="seconds per completion (0.5)")
-    ap.add_argument("--queries", type=int, default=5, help="queries per method (5)")
-    ap.add_argument("--proposers", type=int, default=6)
-    ap.add_argument("--layers", type=int, default=3, help="including the aggregator's (3)")
-    ap.add_argument("--max-tokens", type=int, default=4)
-    args = ap.parse_args()
-
+def measure(args: argparse.Namespace, tmp: Path) -> tuple[list, list, list, int]:
+    """(our walls, parallel efficiencies, one-by-one walls, calls per query) over the queries."""
     torch.manual_seed(0)
-    tmp = Path(tempfile.mkdtemp(prefix="moa-bench-"))
     dirs = []
     for i in range(args.proposers):
         cfg = LlamaConfig(
@@ -64,10 +57,24 @@ def main() -> None:
             return ours, effs, peer
 
         ours, effs, peer = asyncio.run(run())
+    return ours, effs, peer, config.n_calls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--latency", type=float, default=0.5, help="seconds per completion (0.5)")
+    ap.add_argument("--queries", type=int, default=5, help="queries per method (5)")
+    ap.add_argument("--proposers", type=int, default=6)
+    ap.add_argument("--layers", type=int, default=3, help="including the aggregator's (3)")
+    ap.add_argument("--max-tokens", type=int, default=4)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="paperlab-moa-bench-") as tmp:
+        ours, effs, peer, n_calls = measure(args, Path(tmp))
     ideal = args.layers * args.latency
     med_ours, med_peer = statistics.median(ours), statistics.median(peer)
     print(
-        f"MoA {args.proposers} proposers x {args.layers} layers = {config.n_calls} calls/query, "
+        f"MoA {args.proposers} proposers x {args.layers} layers = {n_calls} calls/query, "
         f"endpoint latency {args.latency:.2f} s, {args.queries} queries (medians)"
     )
     print(f"  ours (concurrent layers): {med_ours:6.2f} s/query  (ideal {ideal:.2f} s)")

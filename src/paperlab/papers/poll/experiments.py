@@ -19,7 +19,7 @@ from paperlab.papers.poll.world import World, get_world
 
 def evaluate(ctx: RunContext) -> dict:
     """Families answer every question; every judge judges every answer (shared by claims)."""
-    return ctx.shared("evaluation", lambda: evaluate_world(ctx.config, get_world(ctx)))
+    return ctx.shared("evaluation", lambda: evaluate_world(ctx.config, get_world(ctx), ctx.seed))
 
 
 def answer_all(world: World, pairs: list, concurrency: int) -> list[str]:
@@ -41,12 +41,14 @@ def reference_ids(n_pairs: int, items: int) -> list[int]:
     return list(range(0, n_pairs, max(1, n_pairs // max(1, items))))[:items]
 
 
-def evaluate_world(cfg: Any, world: World) -> dict:
+def evaluate_world(cfg: Any, world: World, seed: int) -> dict:
     pairs = [(s, q) for s in world.jury for q in world.questions]
     answers = answer_all(world, pairs, cfg.concurrency)
     labels = [q.read(a) == q.answer for (_, q), a in zip(pairs, answers, strict=True)]
     judges = [*world.jury, world.big]
-    panel = PanelOfJudges(world.client, judges, max_tokens=world.max_tokens)
+    # seeded: a judge's parse retries sample at temperature >= 0.7; unseeded, the votes (and
+    # the kappa, bias and cost figures) changed from run to run on the same models
+    panel = PanelOfJudges(world.client, judges, max_tokens=world.max_tokens, seed=seed)
 
     def judge_all(ids: list[int], *, with_reference: bool) -> list:
         async def judge(i):

@@ -101,7 +101,9 @@ class PanelOfJudges:
 
     `parse_retries`: an unparseable judgment is regenerated up to this many more times before
     the judge abstains (None). At temperature 0 a deterministic endpoint repeats itself, so the
-    retries only help with endpoints that are not (or at temperature > 0)."""
+    retries only help with endpoints that are not (or at temperature > 0). `seed` (if given)
+    goes with every request, so the retries' samples repeat from run to run on an endpoint
+    that honours it (`paperlab serve` does)."""
 
     def __init__(
         self,
@@ -111,6 +113,7 @@ class PanelOfJudges:
         temperature: float = 0.0,
         max_tokens: int = 16,
         parse_retries: int = 2,
+        seed: int | None = None,
     ):
         judges = list(judges)
         if not judges:
@@ -124,6 +127,7 @@ class PanelOfJudges:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.parse_retries = parse_retries
+        self.seed = seed
 
     async def _ask_all(
         self, messages: list[dict[str, str]], parse: Callable[[str], Any]
@@ -137,6 +141,7 @@ class PanelOfJudges:
                     max_tokens=self.max_tokens,
                     parse=parse,
                     parse_retries=self.parse_retries,
+                    seed=self.seed,
                 )
                 for judge in self.judges
             )
