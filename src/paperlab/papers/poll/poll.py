@@ -132,6 +132,7 @@ class PanelOfJudges:
     async def _ask_all(
         self, messages: list[dict[str, str]], parse: Callable[[str], Any]
     ) -> dict[str, Completion]:
+        seeded = {} if self.seed is None else {"seed": self.seed}
         outs = await asyncio.gather(
             *(
                 self.client.chat(
@@ -141,7 +142,7 @@ class PanelOfJudges:
                     max_tokens=self.max_tokens,
                     parse=parse,
                     parse_retries=self.parse_retries,
-                    seed=self.seed,
+                    **seeded,
                 )
                 for judge in self.judges
             )
