@@ -1,8 +1,15 @@
-"""Shared fixtures: a fake paper registered in the catalog, for testing the harness itself."""
+"""Shared fixtures: a fake paper registered in the catalog, for testing the harness itself, and a
+private temp folder for tests that check nothing is left behind.
+
+The suite never writes the user's disk cache (``~/.cache/paperlab``): it is off unless a test
+passes its own folder."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +17,20 @@ import torch
 from paperlab import catalog
 from paperlab.catalog import PaperInfo
 from paperlab.claims import Claim, PaperClaims, RunContext, SkipClaim, at_least
+from paperlab.core.artifacts import ENV as CACHE_ENV
+
+os.environ[CACHE_ENV] = "off"
+
+
+@pytest.fixture
+def private_tempdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The temp folder of this test alone (for it and its child processes), so "nothing left
+    behind" is checked without seeing what tests in other workers create meanwhile."""
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setenv("TMPDIR", str(root))
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    return root
 
 
 @dataclass

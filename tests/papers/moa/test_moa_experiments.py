@@ -38,7 +38,7 @@ def paperlab_temp_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "paperlab-*")))
 
 
-def test_world_is_built_once_served_and_released_with_the_cache(tmp_path):
+def test_world_is_built_once_served_and_released_with_the_cache(tmp_path, private_tempdir):
     before = paperlab_temp_dirs()
     disk = tmp_path / "disk"
     with ArtifactCache(disk) as cache:

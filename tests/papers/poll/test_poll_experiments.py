@@ -31,7 +31,9 @@ def paperlab_temp_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "paperlab-*")))
 
 
-def test_world_serves_the_judges_for_one_run_and_the_disk_cache_keeps_them(tmp_path):
+def test_world_serves_the_judges_for_one_run_and_the_disk_cache_keeps_them(
+    tmp_path, private_tempdir
+):
     before = paperlab_temp_dirs()
     disk = tmp_path / "disk"
     for run in range(2):
