@@ -37,14 +37,17 @@ def requests(server) -> int:
 
 @pytest.fixture(scope="module")
 def servers(tiny_model_dirs):
-    """The misbehaving servers of this module, started together. Each test that meets a fault
-    consumes exactly one: "retry" all four of its own, the two tests without retries one 500 each
-    of "fail" (which also requires the key in $PAPERLAB_TEST_KEY: a 401 consumes no fault)."""
+    """The misbehaving servers of this module, started together. Each fault queue belongs to one
+    test, so the order of the tests does not matter: "retry" (all four faults), "fail" (one 500,
+    no retries), "fail_twice" (errors are not cached). "auth" requires the key in
+    $PAPERLAB_TEST_KEY and has no faults."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(KEY_ENV, KEY)  # the server reads it at start; the clients read it per call
         named = {
             "retry": LocalServer(tiny_model_dirs[:1], faults=["429", "500", "malformed", "drop"]),
-            "fail": LocalServer(tiny_model_dirs[:1], faults=["500", "500"], api_key_env=KEY_ENV),
+            "fail": LocalServer(tiny_model_dirs[:1], faults=["500"]),
+            "fail_twice": LocalServer(tiny_model_dirs[:1], faults=["500", "500"]),
+            "auth": LocalServer(tiny_model_dirs[:1], api_key_env=KEY_ENV),
             "slow": LocalServer(tiny_model_dirs[:1], latency=0.15),
         }
         start_servers(*named.values())
@@ -186,14 +189,13 @@ def test_cache_replays_without_server_calls(llm_server, tmp_path):
 
 
 def test_errors_are_not_cached(servers, tmp_path):
-    server = servers["fail"]
+    server = servers["fail_twice"]
     cache = RequestCache(tmp_path / "cache.sqlite")
     c = LLMClient(server.config(timeout=10.0, max_retries=0), cache=cache)
     with pytest.raises(EndpointError):
         run(c.chat("m0", user("hi"), max_tokens=4))
     assert len(cache) == 0
-    # the same request (max_retries is not part of the key), retried past the second 500 should
-    # this test run without the one that consumes it
+    # the same request (max_retries is not part of the key), retried past the second 500
     c = LLMClient(server.config(timeout=10.0, max_retries=1), cache=cache)
     ok = run(c.chat("m0", user("hi"), max_tokens=4))
     assert not ok.cached and len(cache) == 1
@@ -282,7 +284,7 @@ def test_cost_from_prices(llm_server):
 
 def test_wrong_key_is_an_auth_error_without_the_key(servers, monkeypatch):
     monkeypatch.setenv("PAPERLAB_OTHER_KEY", WRONG_KEY)
-    c = LLMClient(servers["fail"].config(api_key_env="PAPERLAB_OTHER_KEY", **FAST))
+    c = LLMClient(servers["auth"].config(api_key_env="PAPERLAB_OTHER_KEY", **FAST))
     with pytest.raises(EndpointError, match="authentication") as e:
         run(c.chat("m0", user("hi"), max_tokens=3))
     assert WRONG_KEY not in str(e.value) and KEY not in str(e.value)
@@ -292,7 +294,7 @@ def test_wrong_key_is_an_auth_error_without_the_key(servers, monkeypatch):
 def test_right_key_works_and_is_never_written(servers, tmp_path, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "cache.sqlite"
-    c = LLMClient(servers["fail"].config(**FAST), cache=str(path))
+    c = LLMClient(servers["auth"].config(**FAST), cache=str(path))
 
     async def fn(item):
         out = await c.chat("m0", user(item["q"]), max_tokens=4)
