@@ -125,3 +125,23 @@ def test_ci_runs_the_readme_test_command():
     commands = re.findall(r"```(?:bash|sh)?\n(.*?)\n```", readme, re.S)
     test_cmd = next(c.strip() for c in commands if "pytest" in c)
     assert test_cmd in ci
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["list"]])
+def test_help_and_list_import_no_torch_and_no_paper(argv):
+    """The CLI is lazy: `paperlab --help` and `paperlab list` load no torch and no paper
+    package (each subcommand imports what it needs when it runs)."""
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['paperlab', *{argv!r}]\n"
+        "try:\n"
+        "    runpy.run_module('paperlab', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m == 'torch' or m.startswith('paperlab.papers.'))\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert "HEAVY []" in proc.stderr, proc.stderr[-2000:]
+    assert proc.stdout.strip()

@@ -1,4 +1,5 @@
-"""ruff is the repo's linter (STYLE.md): the tree stays clean."""
+"""ruff is the repo's linter and formatter: the tree stays clean and formatted, without skip
+markers. (The test extra installs ruff, so in CI these never skip.)"""
 
 from __future__ import annotations
 
@@ -21,3 +22,26 @@ def test_ruff_check_is_clean():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
+def test_ruff_format_is_applied():
+    proc = subprocess.run(
+        ["ruff", "format", "--check", "src", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_format_skip_markers():
+    marked = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for base in ("src", "tests", "benchmarks")
+        for p in (ROOT / base).rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if "fmt: " + "skip" in line or "fmt: " + "off" in line
+    ]
+    assert not marked, marked

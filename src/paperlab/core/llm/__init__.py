@@ -1,6 +1,6 @@
 """The LLM layer: OpenAI-compatible endpoints named in a TOML config, one async client with
 concurrency limits, retries, a persistent cache and cost accounting, resumable JSONL runs, and
-`paperlab serve` for paperlab's own models. See ARCHITECTURE.md ("LLM-backed systems")."""
+`paperlab serve` for paperlab's own models (the root README: "LLMs: real endpoints")."""
 
 from paperlab.core.llm.cache import RequestCache
 from paperlab.core.llm.client import Completion, EndpointError, LLMClient, TokenLogprob
