@@ -89,7 +89,7 @@ class JSONCodec(Generic[T]):
 
 @dataclass(frozen=True)
 class ModuleCodec:
-    """``(module, info)`` pairs: weights as safetensors, ``info`` as JSON. ``build(spec)``
+    """``(module, info)`` pairs: weights as safetensors, ``info`` as JSON. ``build()``
     must construct the untrained module the weights go into (same shapes)."""
 
     build: Callable[[], Any]
