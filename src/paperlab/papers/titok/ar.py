@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from paperlab.core.generate import sample_next
 from paperlab.core.llama import Llama, LlamaConfig
+from paperlab.core.train import eval_mode
 
 
 class ARGenerator(nn.Module):
@@ -92,23 +93,23 @@ class ARGenerator(nn.Module):
     ) -> Tensor:
         """Sample token ids (B, seq_len), one token per forward; ``use_cache=False`` recomputes
         the whole prefix every step (the reference the cache must match)."""
-        was_training = self.training
-        self.eval()
-        B = labels.shape[0]
-        cond = self.condition(labels)[:, None]
-        if cfg_scale is not None:
-            null = torch.full_like(cond, self.null_class_id)
-            cond = torch.cat([cond, null])  # [conditional ; unconditional]
-        rows = cond.shape[0]
-        cache = self.llama.new_cache(rows, self.seq_len + 1) if use_cache else None
-        out = torch.empty((B, self.seq_len), dtype=torch.long, device=labels.device)
-        prefix, new = cond, cond
-        for i in range(self.seq_len):
-            logits = self._step_logits(new if use_cache else prefix, cache, cfg_scale, B)
-            token = sample_next(logits, temperature=temperature, top_k=top_k, generator=generator)
-            out[:, i] = token
-            new = token[:, None].repeat(rows // B, 1)  # both halves continue with the sample
-            if not use_cache:
-                prefix = torch.cat([prefix, new], dim=1)
-        self.train(was_training)
+        with eval_mode(self):
+            B = labels.shape[0]
+            cond = self.condition(labels)[:, None]
+            if cfg_scale is not None:
+                null = torch.full_like(cond, self.null_class_id)
+                cond = torch.cat([cond, null])  # [conditional ; unconditional]
+            rows = cond.shape[0]
+            cache = self.llama.new_cache(rows, self.seq_len + 1) if use_cache else None
+            out = torch.empty((B, self.seq_len), dtype=torch.long, device=labels.device)
+            prefix, new = cond, cond
+            for i in range(self.seq_len):
+                logits = self._step_logits(new if use_cache else prefix, cache, cfg_scale, B)
+                token = sample_next(
+                    logits, temperature=temperature, top_k=top_k, generator=generator
+                )
+                out[:, i] = token
+                new = token[:, None].repeat(rows // B, 1)  # both halves continue with the sample
+                if not use_cache:
+                    prefix = torch.cat([prefix, new], dim=1)
         return out

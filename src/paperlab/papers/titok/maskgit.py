@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from paperlab.core.train import eval_mode
 from paperlab.core.vit import Transformer, init_weights
 
 Schedule = Literal["arccos", "cosine"]
@@ -162,34 +163,32 @@ class MaskGIT(nn.Module):
         DEVIATION: TiTok's sampler draws tokens by Gumbel-max with the annealed randomness
         temperature itself and ranks them by raw logits; here (as in the MaskGIT paper) tokens
         are sampled at ``temperature`` and ranked by log-probability + annealed Gumbel noise."""
-        was_training = self.training
-        self.eval()
-        B, N = labels.shape[0], self.seq_len
-        counts = mask_counts(N, num_steps, schedule)
-        ids = torch.full((B, N), self.mask_token_id, dtype=torch.long, device=labels.device)
-        for step, n_masked in enumerate(counts):
-            scale = None
-            if cfg_scale is not None:
-                scale = cfg_scale_at(step, num_steps, cfg_scale, cfg_schedule)
-            logits = self._logits(ids, labels, scale).float()
-            log_probs = F.log_softmax(logits / max(temperature, 1e-6), dim=-1)
-            if temperature > 0:  # Gumbel-max draw == a sample from softmax(logits / T)
-                noise = gumbel_noise(log_probs.shape, generator, ids.device)
-                sampled = (log_probs + noise).argmax(-1)
-            else:
-                sampled = log_probs.argmax(-1)
-            is_mask = ids == self.mask_token_id
-            confidence = log_probs.gather(-1, sampled[..., None]).squeeze(-1)
-            annealed = randomness_temperature * (1.0 - (step + 1) / num_steps)
-            confidence = confidence + annealed * gumbel_noise((B, N), generator, ids.device)
-            confidence = confidence.masked_fill(~is_mask, math.inf)  # revealed tokens stay
-            ids = torch.where(is_mask, sampled, ids)
-            if n_masked:
-                lowest = confidence.argsort(dim=-1)[:, :n_masked]
-                ids = ids.scatter(1, lowest, self.mask_token_id)
-            if trace is not None:
-                trace.append(ids.clone())
-        self.train(was_training)
+        with eval_mode(self):
+            B, N = labels.shape[0], self.seq_len
+            counts = mask_counts(N, num_steps, schedule)
+            ids = torch.full((B, N), self.mask_token_id, dtype=torch.long, device=labels.device)
+            for step, n_masked in enumerate(counts):
+                scale = None
+                if cfg_scale is not None:
+                    scale = cfg_scale_at(step, num_steps, cfg_scale, cfg_schedule)
+                logits = self._logits(ids, labels, scale).float()
+                log_probs = F.log_softmax(logits / max(temperature, 1e-6), dim=-1)
+                if temperature > 0:  # Gumbel-max draw == a sample from softmax(logits / T)
+                    noise = gumbel_noise(log_probs.shape, generator, ids.device)
+                    sampled = (log_probs + noise).argmax(-1)
+                else:
+                    sampled = log_probs.argmax(-1)
+                is_mask = ids == self.mask_token_id
+                confidence = log_probs.gather(-1, sampled[..., None]).squeeze(-1)
+                annealed = randomness_temperature * (1.0 - (step + 1) / num_steps)
+                confidence = confidence + annealed * gumbel_noise((B, N), generator, ids.device)
+                confidence = confidence.masked_fill(~is_mask, math.inf)  # revealed tokens stay
+                ids = torch.where(is_mask, sampled, ids)
+                if n_masked:
+                    lowest = confidence.argsort(dim=-1)[:, :n_masked]
+                    ids = ids.scatter(1, lowest, self.mask_token_id)
+                if trace is not None:
+                    trace.append(ids.clone())
         return ids
 
 

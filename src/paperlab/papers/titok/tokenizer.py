@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
-from paperlab.core.train import TrainConfig, row_batches, train
+from paperlab.core.train import TrainConfig, eval_mode, row_batches, train
 from paperlab.core.vit import PatchEmbed, Transformer, unpatchify
 from paperlab.core.vq import VectorQuantizer, VQOutput
 
@@ -128,10 +128,8 @@ class _VQTokenizer(nn.Module):
     @torch.no_grad()
     def reconstruct(self, images: Tensor, *, batch_size: int = 512) -> Tensor:
         """decode(encode(images)) in eval mode, clamped to [0, 1], in batches."""
-        was_training = self.training
-        self.eval()
-        out = [self.decode_indices(self.encode(b)) for b in images.split(batch_size)]
-        self.train(was_training)
+        with eval_mode(self):
+            out = [self.decode_indices(self.encode(b)) for b in images.split(batch_size)]
         return torch.cat(out)
 
     # -- checkpoints: model.safetensors (config in its metadata) + config.json -------------
