@@ -159,3 +159,19 @@ def test_load_model_checks_the_kind_and_the_config(tmp_path):
     bare = save_checkpoint(tmp_path / "bare.safetensors", tiny_llama(), kind="test-lm")
     with pytest.raises(ValueError, match="without its config"):
         load_model(bare, build, kind="test-lm")
+
+
+def test_checkpoint_file_and_kind(tmp_path):
+    from paperlab.core.checkpoint import checkpoint_file, checkpoint_kind
+
+    assert (
+        checkpoint_file(tmp_path / "a.safetensors", "m.safetensors") == tmp_path / "a.safetensors"
+    )
+    assert checkpoint_file(tmp_path / "dir", "m.safetensors") == tmp_path / "dir" / "m.safetensors"
+    path = save_model(tmp_path / "m.safetensors", tiny_llama(), kind="test-lm", config=TINY)
+    assert checkpoint_kind(path) == "test-lm"
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "plain.safetensors"))
+    with pytest.raises(ValueError, match="not a paperlab checkpoint"):
+        checkpoint_kind(tmp_path / "plain.safetensors")

@@ -286,6 +286,22 @@ def read_checkpoint_meta(path: str | os.PathLike, *, kind: str | None = None) ->
         raise ValueError(f"{path}: corrupt checkpoint metadata ({err})") from None
 
 
+def checkpoint_file(path: str | os.PathLike, default_name: str) -> Path:
+    """The file a ``save_pretrained(path)`` / ``from_pretrained(path)`` pair means: ``path``
+    itself when it names a ``.safetensors`` file, else ``path / default_name`` (a folder)."""
+    path = Path(path)
+    return path if path.suffix == ".safetensors" else path / default_name
+
+
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` a paperlab checkpoint was saved with (None if it has none), without loading
+    its tensors; for loaders that accept several kinds and build the class the file names."""
+    metadata = read_safetensors_metadata(path)
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path}: a safetensors file, but not a paperlab checkpoint (no format)")
+    return metadata.get(KIND_KEY)
+
+
 def save_model(
     path: str | os.PathLike, model: nn.Module, *, kind: str, config: Mapping[str, Any], **meta: Any
 ) -> Path:

@@ -16,7 +16,6 @@ predicted.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -26,8 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
+from paperlab.core.checkpoint import checkpoint_file, load_model, save_model
 from paperlab.core.llama import Llama, LlamaConfig
+
+KIND = "LlamaGen"  # the checkpoint kind save_pretrained writes and from_pretrained checks
 
 
 @dataclass
@@ -227,27 +228,15 @@ class LlamaGen(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write `path` (a `.safetensors` file, or a directory -> `generator.safetensors`)."""
-        path = Path(path)
-        file = path if path.suffix == ".safetensors" else path / "generator.safetensors"
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        metadata = {"format": "pt", "paperlab_model": "LlamaGen"}
-        metadata["paperlab_config"] = json.dumps(asdict(self.config))
-        return save_safetensors_atomic(state, file, metadata)
+        file = checkpoint_file(path, "generator.safetensors")
+        return save_model(file, self, kind=KIND, config=asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu") -> LlamaGen:
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        file = path if path.suffix == ".safetensors" else path / "generator.safetensors"
-        if not file.is_file():
-            raise FileNotFoundError(f"no checkpoint at {file}; write one with save_pretrained")
-        metadata = read_safetensors_metadata(file)
-        if metadata.get("paperlab_model") != "LlamaGen" or "paperlab_config" not in metadata:
-            raise ValueError(f"{file}: not a LlamaGen checkpoint (save one with save_pretrained)")
-        model = cls(config=LlamaGenConfig.from_dict(json.loads(metadata["paperlab_config"])))
-        model.load_state_dict(load_file(str(file)))
-        return model.to(device)
+        file = checkpoint_file(path, "generator.safetensors")
+        build = lambda config: cls(config=LlamaGenConfig.from_dict(config))  # noqa: E731
+        model, _ = load_model(file, build, kind=KIND, map_location=device)
+        return model
 
 
 def generator_loss(model: LlamaGen, batch: tuple[Tensor, Tensor]) -> Tensor:

@@ -16,7 +16,6 @@ Plain VQ (the baseline of claim 1) is this class with `l2_norm=False, codebook_d
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,8 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
+from paperlab.core.checkpoint import checkpoint_file, load_model, save_model
 from paperlab.core.vq import VectorQuantizer, VQOutput
+
+KIND = "VQTokenizer"  # the checkpoint kind save_pretrained writes and from_pretrained checks
 
 
 @dataclass
@@ -255,26 +256,15 @@ class VQTokenizer(nn.Module):
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
         """Write `path` (a `.safetensors` file, or a directory -> `tokenizer.safetensors`)."""
-        file = _file(Path(path), "tokenizer.safetensors", creating=True)
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        metadata = {"format": "pt", "paperlab_model": "VQTokenizer"}
-        metadata["paperlab_config"] = json.dumps(asdict(self.config))
-        return save_safetensors_atomic(state, file, metadata)
+        file = checkpoint_file(path, "tokenizer.safetensors")
+        return save_model(file, self, kind=KIND, config=asdict(self.config))
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu") -> VQTokenizer:
-        from safetensors.torch import load_file
-
-        file = _file(Path(path), "tokenizer.safetensors", creating=False)
-        metadata = read_safetensors_metadata(file)
-        if metadata.get("paperlab_model") != "VQTokenizer" or "paperlab_config" not in metadata:
-            raise ValueError(
-                f"{file}: not a VQTokenizer checkpoint (save one with save_pretrained)"
-            )
-        config = VQTokenizerConfig.from_dict(json.loads(metadata["paperlab_config"]))
-        model = cls(config=config)
-        model.load_state_dict(load_file(str(file)))
-        return model.to(device)
+        file = checkpoint_file(path, "tokenizer.safetensors")
+        build = lambda config: cls(config=VQTokenizerConfig.from_dict(config))  # noqa: E731
+        model, _ = load_model(file, build, kind=KIND, map_location=device)
+        return model
 
 
 def tokenizer_loss(model: VQTokenizer, images: Tensor) -> tuple[Tensor, dict[str, float]]:
@@ -285,12 +275,3 @@ def tokenizer_loss(model: VQTokenizer, images: Tensor) -> tuple[Tensor, dict[str
     rec_loss = F.mse_loss(recon * 2.0 - 1.0, images * 2.0 - 1.0)
     loss = rec_loss + vq.loss
     return loss, {"rec_loss": rec_loss.item(), "vq_loss": vq.loss.item()}
-
-
-def _file(path: Path, default_name: str, *, creating: bool) -> Path:
-    file = path if path.suffix == ".safetensors" else path / default_name
-    if creating:
-        file.parent.mkdir(parents=True, exist_ok=True)
-    elif not file.is_file():
-        raise FileNotFoundError(f"no checkpoint at {file}; write one with save_pretrained")
-    return file

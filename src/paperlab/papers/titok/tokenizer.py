@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
+from paperlab.core.checkpoint import checkpoint_file, checkpoint_kind, load_model, save_model
 from paperlab.core.train import TrainConfig, eval_mode, row_batches, train
 from paperlab.core.vit import PatchEmbed, Transformer, unpatchify
 from paperlab.core.vq import VectorQuantizer, VQOutput
@@ -138,33 +138,24 @@ class _VQTokenizer(nn.Module):
         """Write ``path/model.safetensors`` (atomically; the config rides in its metadata) and
         ``path/config.json`` (for people); return the folder."""
         folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        config = json.dumps({"kind": self.kind, **self.config})
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        metadata = {"format": "pt", "paperlab_model": self.kind, "paperlab_config": config}
-        save_safetensors_atomic(state, folder / "model.safetensors", metadata)
+        save_model(folder / "model.safetensors", self, kind=self.kind, config=self.config)
         from paperlab.claims import write_text_atomic
 
-        write_text_atomic(folder / "config.json", json.dumps(json.loads(config), indent=2) + "\n")
+        config = {"kind": self.kind, **self.config}
+        write_text_atomic(folder / "config.json", json.dumps(config, indent=2) + "\n")
         return folder
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, *, device: str = "cpu") -> _VQTokenizer:
         """Load a tokenizer written by ``save_pretrained`` (either class, as saved)."""
-        from safetensors.torch import load_file
-
-        file = Path(path) / "model.safetensors" if Path(path).is_dir() else Path(path)
-        metadata = read_safetensors_metadata(file)
-        kind = metadata.get("paperlab_model")
+        file = checkpoint_file(path, "model.safetensors")
+        kind = checkpoint_kind(file)
         classes = {c.kind: c for c in (TiTokTokenizer, GridTokenizer)}
         if kind not in classes or (cls is not _VQTokenizer and classes[kind] is not cls):
             want = cls.kind or "a TiTok or grid tokenizer"
             raise ValueError(f"{file}: expected {want} checkpoint, found {kind or 'none'}")
-        config = json.loads(metadata["paperlab_config"])
-        config.pop("kind")
-        model = classes[kind](**config)
-        model.load_state_dict(load_file(str(file)))
-        return model.to(device).eval()
+        model, _ = load_model(file, lambda c: classes[kind](**c), kind=kind, map_location=device)
+        return model.eval()
 
 
 class TiTokTokenizer(_VQTokenizer):
