@@ -513,3 +513,25 @@ def test_read_jsonl_broken_line_names_file_and_line(tmp_path):
     f.write_text('{"id": 1}\n{"id": 1}\n')
     with pytest.raises(UserError, match=r"in\.jsonl:2: duplicate id 1"):
         read_jsonl(f)
+
+
+def test_run_closes_the_connections_of_its_loop(llm_server, caplog):
+    """A client used across several asyncio.run calls and collected later while another loop
+    runs leaves no "Event loop is closed" task errors (each run closes its connections)."""
+    import gc
+
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    c = LLMClient(llm_server.config(**FAST))
+    texts = [c.run(c.chat("m0", user(f"q{i}"), max_tokens=2)).text for i in range(2)]
+    assert all(isinstance(t, str) for t in texts)
+
+    async def collect_while_running():
+        nonlocal c
+        del c
+        gc.collect()
+        await asyncio.sleep(0.05)  # let any task the collection scheduled run and fail
+
+    asyncio.run(collect_while_running())
+    gc.collect()
+    assert "Event loop is closed" not in caplog.text
+    assert "never retrieved" not in caplog.text

@@ -26,9 +26,9 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
@@ -37,6 +37,8 @@ from paperlab.core.errors import UserError
 from paperlab.core.llm.cache import RequestCache, request_key
 from paperlab.core.llm.config import LLMConfig, ModelSpec
 from paperlab.core.llm.usage import UsageTracker
+
+T = TypeVar("T")
 
 Messages = Sequence[Mapping[str, str]]
 RETRY_TEMPERATURE = 0.7  # parse retries sample at least this hot: greedy would repeat itself
@@ -187,9 +189,26 @@ class LLMClient:
         )
 
     async def aclose(self) -> None:
-        for sdk in self._sdk.values():
-            await sdk.close()
-        self._sdk.clear()
+        """Close the connections opened in the running event loop (each loop gets its own:
+        those of a loop that has ended cannot be closed from another one)."""
+        loop = id(asyncio.get_running_loop())
+        for key in [k for k in self._sdk if k[0] == loop]:
+            await self._sdk.pop(key).close()
+            self._limits.pop(key, None)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``asyncio.run(coro)``, then this client's connections of that loop are closed in
+        it. Use it instead of a bare ``asyncio.run`` when the client outlives the call: an
+        open connection of an ended loop, garbage-collected later while another loop runs,
+        fails there ("Event loop is closed")."""
+
+        async def main() -> T:
+            try:
+                return await coro
+            finally:
+                await self.aclose()
+
+        return asyncio.run(main())
 
     # -- internals ----------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ The world (tiny chat models behind `paperlab serve`, or configured real models) 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import statistics
 from typing import Any
@@ -22,7 +21,7 @@ from paperlab.papers.moa.world import World, get_world
 def run_method(world: World, questions: list, fn, concurrency: int) -> tuple[list, float]:
     """(outputs, calls per query) of an async `fn` over the questions."""
     before = world.calls_made()
-    outs = asyncio.run(gather_bounded(questions, fn, concurrency))
+    outs = world.client.run(gather_bounded(questions, fn, concurrency))
     return outs, (world.calls_made() - before) / len(questions)
 
 
@@ -187,7 +186,7 @@ def run_parallel(ctx: RunContext) -> dict[str, float]:
             peer.append((await mixture.ask(q.question, concurrent=False)).wall)
         return effs, ours, peer
 
-    effs, ours, peer = asyncio.run(timed())
+    effs, ours, peer = world.client.run(timed())
     return {
         "parallel_efficiency": statistics.median(effs),
         "wall_s": statistics.median(ours),

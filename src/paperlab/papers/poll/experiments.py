@@ -5,7 +5,6 @@ claim (`run_<claim>(ctx) -> figures`). The world (judges and the systems they ju
 
 from __future__ import annotations
 
-import asyncio
 import math
 import statistics
 from typing import Any
@@ -33,7 +32,7 @@ def answer_all(world: World, pairs: list, concurrency: int) -> list[str]:
         )
         return out.text
 
-    return asyncio.run(gather_bounded(pairs, answer, concurrency))
+    return world.client.run(gather_bounded(pairs, answer, concurrency))
 
 
 def reference_ids(n_pairs: int, items: int) -> list[int]:
@@ -56,7 +55,7 @@ def evaluate_world(cfg: Any, world: World, seed: int) -> dict:
             reference = q.answer if with_reference else None
             return await panel.judge_qa(q.question, a, reference=reference)
 
-        return asyncio.run(gather_bounded(ids, judge, cfg.concurrency))
+        return world.client.run(gather_bounded(ids, judge, cfg.concurrency))
 
     before = world.client.usage.to_dict()
     verdicts = judge_all(list(range(len(pairs))), with_reference=False)
