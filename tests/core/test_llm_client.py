@@ -520,18 +520,18 @@ def test_run_closes_the_connections_of_its_loop(llm_server, caplog):
     runs leaves no "Event loop is closed" task errors (each run closes its connections)."""
     import gc
 
+    async def collect():
+        gc.collect()
+        await asyncio.sleep(0.05)  # let any task the collection scheduled run (and fail)
+
+    asyncio.run(collect())  # what earlier tests left behind fails here, before we look
     caplog.set_level(logging.ERROR, logger="asyncio")
+    caplog.clear()
     c = LLMClient(llm_server.config(**FAST))
     texts = [c.run(c.chat("m0", user(f"q{i}"), max_tokens=2)).text for i in range(2)]
     assert all(isinstance(t, str) for t in texts)
 
-    async def collect_while_running():
-        nonlocal c
-        del c
-        gc.collect()
-        await asyncio.sleep(0.05)  # let any task the collection scheduled run and fail
-
-    asyncio.run(collect_while_running())
-    gc.collect()
+    del c
+    asyncio.run(collect())
     assert "Event loop is closed" not in caplog.text
     assert "never retrieved" not in caplog.text
