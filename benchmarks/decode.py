@@ -21,10 +21,10 @@ and MTP self-speculative decoding (arXiv 2404.19737), every ratio against our pl
 Models. All are trained here on the stdlib corpus for the same number of steps with the same
 recipe (batch, sequence length, lr, warmup, seed); the defaults are `KangarooClaimsConfig()`'s,
 so the target, the adapter and eta / gamma are those of the `kangaroo` claims. Target:
-`kangaroo.claims.train_byte_target`; adapter: the claims' recipe (`fit_adapter`) on the frozen
-target; draft: `train_draft` below (next-token cross-entropy, as the target); MTP:
-`mtp.claims.byte_model`. With `--ckpt-dir DIR` each model is loaded from DIR when a file for
-its exact training recipe is there (the file name carries a hash of the recipe and of the
+`kangaroo.experiments.train_byte_target`; adapter: the claims' recipe (`fit_adapter`) on the
+frozen target; draft: `train_draft` below (next-token cross-entropy, as the target); MTP:
+`mtp.experiments.train_byte_model`. With `--ckpt-dir DIR` each model is loaded from DIR when a
+file for its exact training recipe is there (the file name carries a hash of the recipe and of the
 corpus), else trained and saved there, so later runs only time. `--threads` (default 1) is set
 for the whole process, training included.
 
@@ -68,13 +68,15 @@ from paperlab.papers.kangaroo import (
     KangarooDecoder,
     evaluate_adapter,
 )
-from paperlab.papers.kangaroo.claims import (
-    KangarooClaimsConfig,
+from paperlab.papers.kangaroo.claims import KangarooClaimsConfig
+from paperlab.papers.kangaroo.experiments import (
+    byte_target_config,
     fit_adapter,
     plain_greedy,
     train_byte_target,
 )
-from paperlab.papers.mtp.claims import MTPClaimsConfig, byte_model, byte_model_config
+from paperlab.papers.mtp.claims import MTPClaimsConfig
+from paperlab.papers.mtp.experiments import byte_model_config, train_byte_model
 from paperlab.papers.mtp.model import MTPConfig, MultiTokenLlama
 from paperlab.papers.mtp.speculative import greedy_generate, self_speculative_generate
 
@@ -156,21 +158,15 @@ def parse_args() -> argparse.Namespace:
 # The four trained models, each loaded from --ckpt-dir when its exact recipe is there
 
 
-def byte_llama_config(cfg: KangarooClaimsConfig, layers: int) -> LlamaConfig:
-    return LlamaConfig(
-        vocab_size=256, dim=cfg.dim, n_layers=layers, n_heads=cfg.n_heads, max_seq_len=1024
-    )
-
-
 def train_draft(cfg: KangarooClaimsConfig, layers: int, seed: int) -> Llama:
     """The draft of (d): a small core Llama trained exactly like the target
-    (`kangaroo.claims.train_byte_target`: same corpus, batches, steps, lr schedule, seed), only
-    shallower."""
-    return train_byte_target(cfg, seed, n_layers=layers, progress=True)
+    (`kangaroo.experiments.train_byte_target`: same corpus, batches, steps, lr schedule, seed),
+    only shallower."""
+    return train_byte_target(cfg, seed, n_layers=layers, progress=True)[0]
 
 
 def train_kangaroo_adapter(cfg: KangarooClaimsConfig, target: Llama, seed: int):
-    """The claims' adapter (`kangaroo.claims.fit_adapter`) on the frozen `target`."""
+    """The claims' adapter (`kangaroo.experiments.fit_adapter`) on the frozen `target`."""
     return fit_adapter(target, cfg, seed, progress=True)[0]
 
 
@@ -187,7 +183,7 @@ def recipes(args, cfg: KangarooClaimsConfig) -> dict[str, dict]:
         seed=args.seed,
         corpus_sha1=hashlib.sha1(data.numpy().tobytes()).hexdigest()[:12],
     )
-    target = dict(common, n_layers=cfg.n_layers, recipe="kangaroo.claims.train_byte_target")
+    target = dict(common, n_layers=cfg.n_layers, recipe="kangaroo.experiments.train_byte_target")
     return {
         "target": target,
         "adapter": dict(
@@ -196,13 +192,16 @@ def recipes(args, cfg: KangarooClaimsConfig) -> dict[str, dict]:
             adapter_layers=cfg.adapter_layers,
             adapter_steps=cfg.adapter_steps,
             adapter_lr=cfg.adapter_lr,
-            recipe="kangaroo.claims.fit_adapter",
+            recipe="kangaroo.experiments.fit_adapter",
         ),
         "draft": dict(
-            common, n_layers=args.draft_layers, recipe="kangaroo.claims.train_byte_target"
+            common, n_layers=args.draft_layers, recipe="kangaroo.experiments.train_byte_target"
         ),
         "mtp": dict(
-            common, n_layers=cfg.n_layers, n_future=args.n_future, recipe="mtp.claims.byte_model"
+            common,
+            n_layers=cfg.n_layers,
+            n_future=args.n_future,
+            recipe="mtp.experiments.train_byte_model",
         ),
     }
 
@@ -281,14 +280,14 @@ def get_models(args, cfg: KangarooClaimsConfig) -> dict[str, tuple]:
     """{kind: (model, train seconds, note)} for target, adapter and, unless skipped, draft, mtp."""
     rec = recipes(args, cfg)
     path = {kind: checkpoint_path(args.ckpt_dir, kind, r) for kind, r in rec.items()}
-    target_config = byte_llama_config(cfg, cfg.n_layers)  # what train_byte_target builds
+    target_config = byte_target_config(cfg, cfg.n_layers)  # what train_byte_target builds
     out = {}
     out["target"] = obtain(
         "target",
         rec["target"],
         path["target"],
         load_llama(target_config),
-        lambda: train_byte_target(cfg, args.seed, progress=True),
+        lambda: train_byte_target(cfg, args.seed, progress=True)[0],
     )
     target = out["target"][0]
     out["adapter"] = obtain(
@@ -303,7 +302,7 @@ def get_models(args, cfg: KangarooClaimsConfig) -> dict[str, tuple]:
             "draft",
             rec["draft"],
             path["draft"],
-            load_llama(byte_llama_config(cfg, args.draft_layers)),
+            load_llama(byte_target_config(cfg, args.draft_layers)),
             lambda: train_draft(cfg, args.draft_layers, args.seed),
         )
     if not args.no_mtp:
@@ -322,7 +321,7 @@ def get_models(args, cfg: KangarooClaimsConfig) -> dict[str, tuple]:
             rec["mtp"],
             path["mtp"],
             load_mtp(expected),
-            lambda: byte_model(mcfg, args.n_future, args.seed, progress=True)[0],
+            lambda: train_byte_model(mcfg, args.n_future, args.seed, progress=True)[0],
         )
     return out
 
@@ -446,7 +445,7 @@ def main() -> None:
             new_tokens=args.new_tokens,
             reps=args.reps,
         )
-        byte_llama_config(cfg, cfg.n_layers)  # dim / heads checks
+        byte_target_config(cfg, cfg.n_layers)  # dim / heads checks
     except ValueError as e:
         sys.exit(f"decode.py: {e}")
     versions = f"torch {torch.__version__}"

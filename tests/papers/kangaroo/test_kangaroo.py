@@ -22,7 +22,7 @@ from paperlab.papers.kangaroo import (
     teacher,
     train_adapter,
 )
-from paperlab.papers.kangaroo.claims import chi_square_homogeneity, sample_from_draft
+from paperlab.papers.kangaroo.experiments import sample_from_draft
 
 SMALL = dict(vocab_size=16, dim=32, n_layers=4, n_heads=2, ffn_hidden=64, max_seq_len=96)
 EXIT = 2
@@ -419,23 +419,6 @@ def test_gof_pvalue_matches_scipy():
     probs = torch.tensor([0.2, 0.4, 0.2, 0.2], dtype=torch.float64)
     ref = stats.chisquare([30, 50, 20, 25], (probs * 125).tolist())
     assert gof_pvalue(samples, probs) == pytest.approx(ref.pvalue, rel=1e-6)
-
-
-def test_chi_square_homogeneity_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    a = torch.tensor([0] * 30 + [1] * 50 + [2] * 20 + [4] * 7)
-    b = torch.tensor([0] * 40 + [1] * 35 + [2] * 30 + [4] * 2)
-    stat, dof, p = chi_square_homogeneity(a, b, vocab=6)  # 3 and 5 are empty in both: dropped
-    table = [[30, 50, 20, 7], [40, 35, 30, 2]]
-    ref = stats.chi2_contingency(table, correction=False)
-    assert dof == ref.dof == 3
-    assert stat == pytest.approx(ref.statistic, rel=1e-9)
-    assert p == pytest.approx(ref.pvalue, rel=1e-6)
-    # identical samples: statistic 0, p = 1; one category in all: no degrees of freedom
-    assert chi_square_homogeneity(a, a, vocab=6)[0] == pytest.approx(0.0)
-    assert chi_square_homogeneity(a, a, vocab=6)[2] == pytest.approx(1.0)
-    zeros = torch.zeros(5, dtype=torch.long)
-    assert chi_square_homogeneity(zeros, zeros[:3], vocab=3) == (0.0, 0, 1.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ acceptance E[sum_v min(p(v), q(v))], is logged alongside.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -28,10 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
+from paperlab.core.checkpoint import load_model, read_safetensors_metadata, save_model
 from paperlab.core.kv_cache import KVCache
 from paperlab.core.llama import Attention, Llama, LlamaConfig, RMSNorm
-from paperlab.core.train import History, TrainConfig, train
+from paperlab.core.train import History, TrainConfig, eval_mode, train
+
+KIND = "KangarooAdapter"  # the checkpoint kind of an adapter file
 
 
 class AdapterLayer(nn.Module):
@@ -109,16 +110,15 @@ class KangarooAdapter(nn.Module):
     # -- checkpoints: the adapter alone (the target is saved separately) ----------------------
 
     def save_pretrained(self, path: str | os.PathLike) -> Path:
-        """Write the adapter to a `.safetensors` file atomically (config in its metadata)."""
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        metadata = {
-            "format": "pt",
-            "paperlab_model": "KangarooAdapter",
-            "paperlab_config": json.dumps(asdict(self.config)),
-            "exit_layer": str(self.exit_layer),
-            "n_layers": str(len(self.layers)),
+        """Write the adapter to a `.safetensors` file atomically (what rebuilds it, its target's
+        config, exit layer, depth and dtype, in its metadata)."""
+        config = {
+            "llama": asdict(self.config),
+            "exit_layer": self.exit_layer,
+            "n_layers": len(self.layers),
+            "dtype": str(self.norm.weight.dtype).removeprefix("torch."),
         }
-        return save_safetensors_atomic(state, path, metadata)
+        return save_model(path, self, kind=KIND, config=config)
 
     @classmethod
     def from_pretrained(
@@ -130,15 +130,15 @@ class KangarooAdapter(nn.Module):
     ) -> KangarooAdapter:
         """Load an adapter; tensors keep their stored dtype unless `dtype` is given (use the
         target's: `dtype=model.embed_tokens.weight.dtype`)."""
-        from safetensors.torch import load_file
+        read_safetensors_metadata(path, kind=KIND)  # one clear error for any other model file
 
-        meta = read_safetensors_metadata(path, kind="KangarooAdapter")
-        config = LlamaConfig.from_dict(json.loads(meta["paperlab_config"]))
-        adapter = cls(config, exit_layer=int(meta["exit_layer"]), n_layers=int(meta["n_layers"]))
-        state = load_file(str(path))
-        stored = next(iter(state.values())).dtype if state else torch.float32
-        adapter.to(dtype=stored).load_state_dict(state)
-        return adapter.to(device=device, dtype=dtype or stored)
+        def build(config: dict) -> KangarooAdapter:
+            llama = LlamaConfig.from_dict(config["llama"])
+            adapter = cls(llama, exit_layer=config["exit_layer"], n_layers=config["n_layers"])
+            return adapter.to(dtype=getattr(torch, config["dtype"]))
+
+        adapter, _ = load_model(path, build, kind=KIND)
+        return adapter.to(device=device, dtype=dtype)
 
     def check_target(self, model: Llama) -> None:
         """Raise ValueError unless `model` has the shape this adapter was built for."""
@@ -194,18 +194,16 @@ def evaluate_adapter(
 ) -> dict[str, float]:
     """Mean soft-CE, expected acceptance and top-1 agreement with the target over `n_batches`
     batches of (x, ...) or x."""
-    was_training = adapter.training
-    adapter.eval()
     totals = {"soft_ce": 0.0, "accept": 0.0, "top1": 0.0}
     it: Iterator = iter(batches)
-    for _ in range(n_batches):
-        batch = next(it)
-        x = batch[0] if isinstance(batch, tuple | list) else batch
-        loss, metrics = adapter_loss(model, adapter, x)
-        totals["soft_ce"] += float(loss)
-        totals["accept"] += metrics["accept"]
-        totals["top1"] += metrics["top1"]
-    adapter.train(was_training)
+    with eval_mode(adapter):
+        for _ in range(n_batches):
+            batch = next(it)
+            x = batch[0] if isinstance(batch, tuple | list) else batch
+            loss, metrics = adapter_loss(model, adapter, x)
+            totals["soft_ce"] += float(loss)
+            totals["accept"] += metrics["accept"]
+            totals["top1"] += metrics["top1"]
     return {k: v / n_batches for k, v in totals.items()}
 
 
@@ -218,21 +216,19 @@ def train_adapter(
     adapter.check_target(model)
     train_kwargs.setdefault("device", str(model.embed_tokens.weight.device))
     frozen = [(p, p.requires_grad) for p in model.parameters()]
-    was_training = model.training
-    model.eval()  # the target is a frozen teacher: no dropout, no gradients
     for p, _ in frozen:
         p.requires_grad_(False)
-    try:
-        return train(
-            adapter,
-            lambda a, batch: adapter_loss(
-                model, a, batch[0] if isinstance(batch, tuple | list) else batch
-            ),
-            batches,
-            cfg,
-            **train_kwargs,
-        )
+    try:  # the target is a frozen teacher: eval mode (no dropout), no gradients
+        with eval_mode(model):
+            return train(
+                adapter,
+                lambda a, batch: adapter_loss(
+                    model, a, batch[0] if isinstance(batch, tuple | list) else batch
+                ),
+                batches,
+                cfg,
+                **train_kwargs,
+            )
     finally:
         for p, flag in frozen:
             p.requires_grad_(flag)
-        model.train(was_training)

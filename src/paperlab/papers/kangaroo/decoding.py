@@ -36,6 +36,7 @@ import torch
 from paperlab.core.generate import logits_to_probs
 from paperlab.core.kv_cache import KVCache
 from paperlab.core.llama import Llama
+from paperlab.core.train import eval_mode
 from paperlab.papers.kangaroo.adapter import KangarooAdapter
 
 
@@ -180,17 +181,10 @@ class KangarooDecoder:
         result = KangarooResult(tokens=[], target_forwards=0, drafted=0, accepted=0, draft_steps=0)
         if max_new_tokens <= 0:
             return result
-        modules = [m for m in (model, self.adapter) if m is not None]
-        modes = [m.training for m in modules]
-        for m in modules:
-            m.eval()
-        try:
+        with eval_mode(*[m for m in (model, self.adapter) if m is not None]):
             cache = model.new_cache(batch_size=1, max_len=total)
             acache = self.adapter.new_cache(total) if self.adapter is not None else None
             self._decode(ids, max_new_tokens, set(stop_tokens), cache, acache, sampling, result)
-        finally:
-            for m, mode in zip(modules, modes, strict=True):
-                m.train(mode)
         return result
 
     def _decode(self, ids, max_new_tokens, stops, cache, acache, sampling, result) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from paperlab.core.train import TrainConfig, train
+from paperlab.core.train import TrainConfig, eval_mode, train
 from paperlab.papers.mtp.model import IGNORE_INDEX, MTPConfig, MultiTokenLlama, make_loss_fn
 
 
@@ -104,10 +104,9 @@ def train_copy_task(
 
     def on_step(step: int, m: MultiTokenLlama, history) -> None:
         if (step + 1) % eval_every == 0 or step + 1 == steps:
-            m.eval()
-            eval_steps.append(step + 1)
-            accuracies.append(copy_accuracy(m, *probe))
-            m.train()
+            with eval_mode(m):
+                eval_steps.append(step + 1)
+                accuracies.append(copy_accuracy(m, *probe))
 
     cfg = TrainConfig(
         steps=steps,
