@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from paperlab.core.kv_cache import KVCache
+from paperlab.core.train import eval_mode
 
 
 def logits_to_probs(
@@ -118,9 +119,7 @@ def generate(
             f"prompt ({T}) + max_new_tokens ({max_new_tokens}) exceeds "
             f"max_seq_len={model.config.max_seq_len}"
         )
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         tokens = _decode(
             model,
             input_ids,
@@ -130,8 +129,6 @@ def generate(
             pad_token_id,
             dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator),
         )
-    finally:
-        model.train(was_training)
     if not as_lists:
         return tokens
     stops = set(stop_tokens)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from paperlab.core.generate import generate
 from paperlab.core.kv_cache import KVCache
 from paperlab.core.llama import apply_rotary, make_attention_mask
+from paperlab.core.train import eval_mode
 from paperlab.papers.mtp.model import MultiTokenLlama
 
 
@@ -192,16 +193,12 @@ def self_speculative_generate(
     total = ids.shape[1] + max_new_tokens + n_draft
     if total > model.config.max_seq_len:
         raise ValueError(f"prompt + max_new_tokens + n_draft = {total} exceeds max_seq_len")
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if cache is None:  # trunk + head 1 only: heads 2..n keep their own (DraftHeads)
             cache = model.llama.new_cache(batch_size=1, max_len=total)
         elif cache.seq_len(0) != 0:
             raise ValueError("self_speculative_generate: the cache must be empty")
         return _decode(model, ids, max_new_tokens, n_draft, set(stop_tokens), cache)
-    finally:
-        model.train(was_training)
 
 
 def _decode(model, ids, max_new_tokens, n_draft, stops, cache) -> SpeculativeResult:
