@@ -45,10 +45,16 @@ from paperlab.core.data.text import code_prompts
 from paperlab.core.device import torch_threads
 from paperlab.core.llama import Llama
 from paperlab.papers.powerinfer2 import InMemoryDense, MmapDense, PowerInferEngine
-from paperlab.papers.powerinfer2.claims import PowerInfer2ClaimsConfig, _time_budget
-from paperlab.papers.powerinfer2.engine import ConvertConfig, convert
+from paperlab.papers.powerinfer2.claims import PowerInfer2ClaimsConfig
+from paperlab.papers.powerinfer2.engine import convert
+from paperlab.papers.powerinfer2.experiments import (
+    MMAP_COPY,
+    convert_config,
+    relu_model_config,
+    time_budget,
+)
 from paperlab.papers.powerinfer2.layout import FILES, load_engine_folder
-from paperlab.papers.powerinfer2.sparse_model import ReluModelConfig, fit_relu_model
+from paperlab.papers.powerinfer2.sparse_model import fit_relu_model
 
 DEFAULTS = PowerInfer2ClaimsConfig()
 
@@ -85,22 +91,11 @@ def parse_args() -> argparse.Namespace:
 def get_model(args) -> tuple[Llama, str]:
     if args.model_dir:
         return Llama.from_pretrained(args.model_dir).eval(), f"loaded from {args.model_dir}"
-    d = DEFAULTS
-    cfg = ReluModelConfig(
-        dim=d.dim,
-        n_layers=d.n_layers,
-        n_heads=d.n_heads,
-        ffn_hidden=d.ffn_hidden,
-        steps=d.train_steps,
-        batch_size=d.train_batch,
-        seq_len=d.train_seq_len,
-    )
-    model, info = fit_relu_model(cfg, seed=args.seed, progress=True)
+    model, info = fit_relu_model(relu_model_config(DEFAULTS), seed=args.seed, progress=True)
     return model, f"trained in {info['seconds']:.0f} s (val loss {info['val_loss']:.3f} nats/B)"
 
 
 def get_folder(args, model: Llama) -> tuple[Path, str]:
-    d = DEFAULTS
     folder = Path(args.engine_dir or "/tmp/paperlab-powerinfer2-bench")
     if (folder / FILES["config"]).is_file():
         meta, config, _ = load_engine_folder(folder)
@@ -108,22 +103,14 @@ def get_folder(args, model: Llama) -> tuple[Path, str]:
             sys.exit(f"{folder} holds another model ({config}); remove it or pick another")
         note = f"engine folder {folder} (reused)"
     else:
-        ccfg = ConvertConfig(
-            profile_batches=d.profile_batches,
-            seq_len=d.train_seq_len,
-            predictor_rank=d.predictor_rank,
-            predictor_steps=d.predictor_steps,
-            predictor_batches=d.predictor_batches,
-            pos_weight=d.pos_weight,
-            threshold=d.threshold,
-            seed=args.seed,
-        )
         start = time.perf_counter()
-        convert(None, folder, config=ccfg, model=model, progress=True)
+        convert(
+            None, folder, config=convert_config(DEFAULTS, args.seed), model=model, progress=True
+        )
         meta, _, _ = load_engine_folder(folder)
         note = f"engine folder {folder} (converted in {time.perf_counter() - start:.0f} s)"
-    if not (folder / "bundles-mmap.bin").is_file():  # the baseline maps its own copy
-        shutil.copyfile(folder / FILES["bundles"], folder / "bundles-mmap.bin")
+    if not (folder / MMAP_COPY).is_file():  # the baseline maps its own copy
+        shutil.copyfile(folder / FILES["bundles"], folder / MMAP_COPY)
     return folder, note
 
 
@@ -143,12 +130,18 @@ def measure(args, folder: Path, model: Llama) -> list[dict]:
         if not args.no_sync:
             runs["sync"] = PowerInferEngine.from_pretrained(folder, pipeline=False, **kw)
         runs["mmap"] = MmapDense(
-            folder, memory_budget=b, file=folder / "bundles-mmap.bin", threads=args.threads
+            folder, memory_budget=b, file=folder / MMAP_COPY, threads=args.threads
         )
         runs["dense"] = dense
-        cfg = argparse.Namespace(new_tokens=args.new_tokens, reps=args.reps)
         try:
-            stats, outputs = _time_budget(runs, prompts, cfg, True, f"budget {b:.0%}")
+            stats, outputs = time_budget(
+                runs,
+                prompts,
+                new_tokens=args.new_tokens,
+                reps=args.reps,
+                progress=True,
+                desc=f"budget {b:.0%}",
+            )
         finally:
             for name, r in runs.items():
                 if name != "dense":

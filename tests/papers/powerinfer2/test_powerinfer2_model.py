@@ -11,6 +11,7 @@ import torch
 
 from paperlab.core.device import torch_threads
 from paperlab.core.llama import Llama
+from paperlab.papers.powerinfer2.engine import corpus_windows
 from paperlab.papers.powerinfer2.planner import (
     Plan,
     covered_share,
@@ -34,7 +35,7 @@ from paperlab.papers.powerinfer2.sparse_model import (
     PRESETS,
     ReluModelConfig,
     fit_relu_model,
-    text_batches,
+    val_loss,
 )
 
 
@@ -70,12 +71,16 @@ def test_config_presets_and_validation():
         ReluModelConfig.preset("huge")
 
 
-def test_text_batches_are_seeded_and_split():
-    batch = text_batches(16, split="train", seed=3, batch_size=4)
-    assert batch(5).shape == (4, 16) and batch(5).dtype == torch.int64
-    assert torch.equal(batch(5), text_batches(16, split="train", seed=3, batch_size=4)(5))
-    assert not torch.equal(batch(5), batch(6))
-    assert not torch.equal(batch(5), text_batches(16, split="val", seed=3, batch_size=4)(5))
+def test_corpus_windows_are_seeded_and_split():
+    batches = corpus_windows(3, batch_size=4, seq_len=16, seed=3)
+    assert len(batches) == 3 and batches[0].shape == (4, 16) and batches[0].dtype == torch.int64
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(batches, corpus_windows(3, batch_size=4, seq_len=16, seed=3), strict=True)
+    )
+    assert not torch.equal(batches[0], batches[1])
+    val = corpus_windows(1, batch_size=4, seq_len=16, seed=3, split="val")
+    assert not torch.equal(batches[0], val[0])
 
 
 def test_tiny_training_lowers_the_loss():
@@ -84,8 +89,9 @@ def test_tiny_training_lowers_the_loss():
     assert model.config.hidden_act == "relu" and not model.training
     history = info["history"]["loss"]
     assert history[-1] < history[0] - 0.5 and math.isfinite(info["val_loss"])
-    again, _ = fit_relu_model(cfg, seed=0)  # cached per process, but a separate copy
-    assert again is not model and torch.equal(again.lm_head.weight, model.lm_head.weight)
+    assert info["seconds"] > 0 and info["val_loss"] == val_loss(model, cfg)
+    again, _ = fit_relu_model(cfg, seed=0)  # no cache here: trained again, the same weights
+    assert again is not model and torch.allclose(again.lm_head.weight, model.lm_head.weight)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,9 +195,8 @@ def test_predictor_metrics_by_hand():
 
 def test_predictor_training_raises_recall_and_pos_weight_favours_it():
     model = tiny_model(seed=2)
-    batch = text_batches(16, split="train", seed=0, batch_size=8)
-    ids = [batch(i) for i in range(4)]
-    val = [text_batches(16, split="val", seed=0, batch_size=8)(0)]
+    ids = corpus_windows(4, batch_size=8, seq_len=16, seed=0)
+    val = corpus_windows(1, batch_size=8, seq_len=16, seed=0, split="val")
     kwargs = dict(rank=32, lr=1e-2, val_batches=val, batch_tokens=128)
     _, before = train_predictors(model, ids, steps=1, **kwargs)
     nets, after = train_predictors(model, ids, steps=150, **kwargs)
@@ -304,16 +309,9 @@ def test_default_model_is_sparse_and_predictable():
     cfg = ReluModelConfig.preset("default")
     model, info = fit_relu_model(cfg, seed=0)
     assert info["val_loss"] < 2.5
-    val = text_batches(128, split="val", seed=7, batch_size=16)
-    prof = profile_activations(model, (val(i) for i in range(8)))
+    val = corpus_windows(8, batch_size=16, seq_len=128, seed=7, split="val")
+    prof = profile_activations(model, val)
     assert sum(prof.sparsity()) / len(prof.sparsity()) > 0.6
-    train = text_batches(128, split="train", seed=1, batch_size=16)
-    _, metrics = train_predictors(
-        model,
-        [train(i) for i in range(8)],
-        rank=64,
-        steps=300,
-        lr=3e-3,
-        val_batches=[val(i) for i in range(4)],
-    )
+    train = corpus_windows(8, batch_size=16, seq_len=128, seed=1)
+    _, metrics = train_predictors(model, train, rank=64, steps=300, lr=3e-3, val_batches=val[:4])
     assert min(m["recall"] for m in metrics) > 0.7

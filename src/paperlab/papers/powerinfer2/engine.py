@@ -393,14 +393,14 @@ class ConvertConfig:
             raise ValueError("ConvertConfig: threshold must be in (0, 1) and pos_weight > 0")
 
 
-def corpus_batches(
+def corpus_windows(
     n: int, *, batch_size: int, seq_len: int, seed: int, split: str = "train"
 ) -> list[torch.Tensor]:
-    """``n`` batches (batch_size, seq_len) of byte windows of a corpus split, seeded."""
-    from paperlab.core.data.text import load_corpus, random_batches
+    """The inputs x (batch_size, seq_len) of the first ``n`` batches of the core corpus stream
+    (``paperlab.core.lm.corpus_batches``) of a split, seeded."""
+    from paperlab.core.lm import corpus_batches
 
-    stream = random_batches(load_corpus(split=split), batch_size, seq_len, seed)
-    return [x for x, _ in islice(stream, n)]
+    return [x for x, _ in islice(corpus_batches(split, batch_size, seq_len, seed), n)]
 
 
 def convert(
@@ -431,15 +431,15 @@ def convert(
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     try:
-        batches = corpus_batches(
+        batches = corpus_windows(
             cfg.profile_batches, batch_size=cfg.batch_size, seq_len=cfg.seq_len, seed=cfg.seed
         )
         profile = profile_activations(model, batches, progress=progress)
         profile.save(tmp / FILES["profile"])
-        train = corpus_batches(
+        train = corpus_windows(
             cfg.predictor_batches, batch_size=cfg.batch_size, seq_len=cfg.seq_len, seed=cfg.seed + 1
         )
-        val = corpus_batches(
+        val = corpus_windows(
             cfg.val_batches,
             batch_size=cfg.batch_size,
             seq_len=cfg.seq_len,

@@ -42,9 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
 from paperlab.core.llama import LlamaConfig
 
 FORMAT = "paperlab.powerinfer2/1"
+DENSE_KIND = "PowerInfer2Dense"  # the non-FFN weights: a raw tensor file, kind-checked on load
 FILES = {
     "config": "engine.json",
     "dense": "model.safetensors",
@@ -387,6 +389,7 @@ def load_engine_folder(path: str | Path) -> tuple[dict, LlamaConfig, dict[str, t
         meta = json.loads(meta_file.read_text())
         assert meta.get("format") == FORMAT, f"format {meta.get('format')!r}"
         config = LlamaConfig.from_dict(meta["llama_config"])
+        read_safetensors_metadata(path / FILES["dense"], kind=DENSE_KIND)
         state = load_file(str(path / FILES["dense"]))
     except Exception as e:  # any damage to the small files: one line, no traceback
         raise ValueError(
@@ -413,15 +416,13 @@ def write_engine_files(
     predictors."""
     from dataclasses import asdict
 
-    from paperlab.core.checkpoint import save_safetensors_atomic
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_bundles(model, folder / FILES["bundles"], order=order)
     save_safetensors_atomic(
         non_ffn_state(model),
         folder / FILES["dense"],
-        {"format": "pt", "paperlab_model": "PowerInfer2Dense"},
+        {"format": "pt", "paperlab_model": DENSE_KIND},
     )
     info = dict(format=FORMAT, llama_config=asdict(model.config), **(meta or {}))
     tmp = folder / f".{FILES['config']}.tmp"

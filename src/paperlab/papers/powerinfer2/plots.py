@@ -1,12 +1,25 @@
-"""Plot of the PowerInfer-2 engine claims: decode speed and bytes read per token against the
-memory budget (the activation profile's plots are in plots_model.py)."""
+"""PowerInfer-2's figures: the activation profile (claim 1; drawn by plots_model.py, which the
+library exposes too) and decode speed and bytes read per token against the memory budget
+(claims 3, 4 and 6). Saved as artifacts of each result (shown in the HTML report)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from paperlab.claims import RunContext
+from paperlab.papers.powerinfer2.plots_model import plot_activation_profile
+from paperlab.papers.powerinfer2.profile import ActivationProfile
+
+if TYPE_CHECKING:
+    from paperlab.papers.powerinfer2.claims import PowerInfer2ClaimsConfig
 
 
-def plot_decode(ctx: RunContext, cfg, m: dict[str, float]) -> None:
+def plot_profile(ctx: RunContext, profile: ActivationProfile) -> None:
+    """Sparsity per layer, cumulative activations vs share of neurons, rank-frequency."""
+    plot_activation_profile(profile, ctx.plot_path("activation_profile.png"))
+
+
+def plot_decode(ctx: RunContext, cfg: PowerInfer2ClaimsConfig, m: dict[str, float]) -> None:
     """Left: decode tokens/s vs budget (engine, mmap dense, the in-memory dense line).
     Right: bytes read from storage per token (kernel count) vs budget."""
     budgets = [100 * b for b in cfg.budgets]

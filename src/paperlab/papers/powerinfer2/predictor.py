@@ -22,7 +22,6 @@ PowerInfer never released its predictor-training code; this is a public one:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -32,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlab.core.checkpoint import load_model, save_model
 from paperlab.core.device import torch_threads
 from paperlab.core.llama import Llama
-from paperlab.core.train import TrainConfig, row_batches, train
-from paperlab.papers.powerinfer2.profile import _read_safetensors, activation_masks, ffn_inputs
+from paperlab.core.train import TrainConfig, eval_mode, row_batches, train
+from paperlab.papers.powerinfer2.profile import activation_masks, ffn_inputs
 
 PREDICTORS_KIND = "PowerInfer2Predictors"
 
@@ -94,15 +94,13 @@ def record_activations(
     """Per layer (x (N, dim), active (N, ffn) bool) over all tokens of `batches` (ids (B, T))."""
     xs: list[list[torch.Tensor]] = [[] for _ in model.layers]
     ys: list[list[torch.Tensor]] = [[] for _ in model.layers]
-    was_training = model.training
-    model.eval()
-    for ids in batches:
-        ids = ids[0] if isinstance(ids, tuple | list) else ids
-        inputs = ffn_inputs(model, ids)
-        for l, (x, y) in enumerate(zip(inputs, activation_masks(model, inputs), strict=True)):
-            xs[l].append(x)
-            ys[l].append(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for ids in batches:
+            ids = ids[0] if isinstance(ids, tuple | list) else ids
+            inputs = ffn_inputs(model, ids)
+            for l, (x, y) in enumerate(zip(inputs, activation_masks(model, inputs), strict=True)):
+                xs[l].append(x)
+                ys[l].append(y)
     if not xs[0]:
         raise ValueError("record_activations: batches yielded nothing")
     return [(torch.cat(x), torch.cat(y)) for x, y in zip(xs, ys, strict=True)]
@@ -177,32 +175,28 @@ def train_predictors(
 
 
 def save_predictors(predictors: Sequence[ActivationPredictor], path: str | os.PathLike) -> Path:
-    """All layers' predictors in one safetensors file (shapes in its metadata), atomically."""
-    from paperlab.core.checkpoint import save_safetensors_atomic
-
+    """All layers' predictors in one paperlab checkpoint (their shapes as its config)."""
     if not predictors:
         raise ValueError("save_predictors: no predictors")
-    tensors = {
-        f"layers.{l}.{k}": v.detach().contiguous()
-        for l, p in enumerate(predictors)
-        for k, v in p.state_dict().items()
-    }
     shapes = [[p.dim, p.ffn_hidden, p.rank] for p in predictors]
-    metadata = {"paperlab_model": PREDICTORS_KIND, "shapes": json.dumps(shapes)}
-    return save_safetensors_atomic(tensors, path, metadata)
+    return save_model(
+        path, nn.ModuleList(predictors), kind=PREDICTORS_KIND, config={"shapes": shapes}
+    )
+
+
+def _build(config: dict) -> nn.ModuleList:
+    return nn.ModuleList(
+        ActivationPredictor(dim=dim, ffn_hidden=ffn_hidden, rank=rank)
+        for dim, ffn_hidden, rank in config["shapes"]
+    )
 
 
 def load_predictors(path: str | os.PathLike) -> list[ActivationPredictor]:
     """Predictors written by `save_predictors` (eval mode); missing/damaged -> ValueError."""
-    tensors, metadata = _read_safetensors(path, PREDICTORS_KIND, "predictor file")
-    predictors = []
     try:
-        for l, (dim, ffn_hidden, rank) in enumerate(json.loads(metadata["shapes"])):
-            predictor = ActivationPredictor(dim=dim, ffn_hidden=ffn_hidden, rank=rank)
-            prefix = f"layers.{l}."
-            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            predictor.load_state_dict(state)
-            predictors.append(predictor.eval())
+        nets, _ = load_model(path, _build, kind=PREDICTORS_KIND)
+    except FileNotFoundError:
+        raise ValueError(f"no predictor file at {path}") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise ValueError(f"{path}: not a valid predictor file ({str(e).splitlines()[0]})") from None
-    return predictors
+    return [p.eval() for p in nets]

@@ -24,7 +24,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from paperlab.core.checkpoint import read_safetensors_metadata, save_safetensors_atomic
 from paperlab.core.llama import Llama
+from paperlab.core.train import eval_mode
 
 PROFILE_KIND = "PowerInfer2ActivationProfile"
 
@@ -87,9 +89,8 @@ class ActivationProfile:
         return [_share_covering(c, q) for c in self.counts]
 
     def save(self, path: str | os.PathLike) -> Path:
-        """One safetensors file (counts stacked (n_layers, ffn)), written atomically."""
-        from paperlab.core.checkpoint import save_safetensors_atomic
-
+        """One safetensors file (counts stacked (n_layers, ffn)), written atomically (a raw
+        tensor file, not a module checkpoint: kind and n_tokens in its metadata)."""
         widths = {len(c) for c in self.counts}
         if len(widths) != 1:
             raise ValueError("ActivationProfile.save: all layers must have the same width")
@@ -126,8 +127,6 @@ def _read_safetensors(path, kind: str, what: str) -> tuple[dict[str, torch.Tenso
     """(tensors, metadata) of a paperlab safetensors file of `kind`; ValueError on any damage."""
     from safetensors.torch import load_file
 
-    from paperlab.core.checkpoint import read_safetensors_metadata
-
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no {what} at {path}")
@@ -144,19 +143,17 @@ def profile_activations(
 ) -> ActivationProfile:
     """Count, over every token of `batches` (ids (B, T), or (x, y) pairs: x is used), how many
     tokens activate each neuron of each layer (Sec. 6.1 of PowerInfer)."""
-    was_training = model.training
-    model.eval()
     counts = [
         torch.zeros(layer.mlp.gate_proj.out_features, dtype=torch.int64) for layer in model.layers
     ]
     n_tokens = 0
-    for ids in tqdm(batches, desc="profile", leave=False, disable=not progress):
-        ids = ids[0] if isinstance(ids, tuple | list) else ids
-        masks = activation_masks(model, ffn_inputs(model, ids))
-        for total, mask in zip(counts, masks, strict=True):
-            total += mask.sum(0)
-        n_tokens += ids.numel()
-    model.train(was_training)
+    with eval_mode(model):
+        for ids in tqdm(batches, desc="profile", leave=False, disable=not progress):
+            ids = ids[0] if isinstance(ids, tuple | list) else ids
+            masks = activation_masks(model, ffn_inputs(model, ids))
+            for total, mask in zip(counts, masks, strict=True):
+                total += mask.sum(0)
+            n_tokens += ids.numel()
     if n_tokens == 0:
         raise ValueError("profile_activations: batches yielded no tokens")
     return ActivationProfile(counts=counts, n_tokens=n_tokens)

@@ -7,7 +7,8 @@ so their weights need neither be read nor multiplied. Ours is the core `Llama` w
 iff `gate_proj(x)[i] > 0`.
 
 The model is a byte-level decoder trained from scratch on the Python standard library sources
-(`paperlab.core.data.text`, split by file) with the shared loop `paperlab.core.train.train`.
+(`paperlab.core.data.text`, split by file) with the core byte-LM recipe (`paperlab.core.lm`:
+random contiguous (x, y) windows, next-byte cross-entropy, AdamW with warmup and cosine decay).
 Sizing: the FFN holds most of the weights (dim 256, ffn 1536: 4.7M of 5.9M parameters at the
 default preset), so reading it from disk is what an engine under a memory budget pays for.
 
@@ -18,20 +19,13 @@ default preset), so reading it from disk is what an engine under a memory budget
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from paperlab.core.data.text import load_corpus
 from paperlab.core.llama import Llama, LlamaConfig
-from paperlab.core.train import TrainConfig, row_batches, train
+from paperlab.core.lm import VAL_SEED, ByteLM, byte_lm_loss, train_byte_lm
 
 
 @dataclass
@@ -130,73 +124,42 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def text_batches(
-    seq_len: int, *, split: str, seed: int, batch_size: int = 16
-) -> Callable[[int], torch.Tensor]:
-    """`step -> ids (batch_size, seq_len)` int64: random contiguous byte windows of the corpus
-    split ("train" or "val", split by file), a pure function of (seed, step)."""
-    if seq_len < 1 or batch_size < 1:
-        raise ValueError(f"text_batches: seq_len={seq_len}, batch_size={batch_size} must be >= 1")
-    data = load_corpus(split=split)
-    if len(data) < seq_len:
-        raise ValueError(f"text_batches: the {split} split ({len(data)} B) is < seq_len={seq_len}")
-    rows = row_batches(data.unfold(0, seq_len, 1), batch_size, seed=seed)  # (N, seq_len) view
-    return lambda step: rows(step).long()
-
-
-def lm_loss(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """Next-byte cross-entropy (nats/byte) on windows ids (B, T + 1)."""
-    logits = model(ids[:, :-1])  # (B, T, 256)
-    return F.cross_entropy(logits.flatten(0, 1), ids[:, 1:].flatten())
-
-
 @torch.no_grad()
-def val_loss(model: Llama, cfg: ReluModelConfig, *, seed: int = 1234) -> float:
+def val_loss(model: Llama, cfg: ReluModelConfig, *, seed: int = VAL_SEED) -> float:
     """Mean next-byte cross-entropy on `cfg.val_batches` fixed windows of the validation files."""
-    was_training = model.training
-    model.eval()
-    batch = text_batches(cfg.seq_len + 1, split="val", seed=seed, batch_size=cfg.batch_size)
-    loss = sum(float(lm_loss(model, batch(i))) for i in range(cfg.val_batches))
-    model.train(was_training)
-    return loss / cfg.val_batches
+    return byte_lm_loss(
+        model, seq_len=cfg.seq_len, batch_size=cfg.batch_size, batches=cfg.val_batches, seed=seed
+    )
 
 
-_TRAINED: dict[tuple, tuple[Llama, dict]] = {}  # one training run per (config, seed) per process
+def recipe(cfg: ReluModelConfig) -> ByteLM:
+    """The core byte-LM recipe for ``cfg`` (AdamW, warmup then cosine, corpus windows)."""
+    return ByteLM(
+        steps=cfg.steps,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        warmup_steps=min(cfg.warmup_steps, cfg.steps),
+        weight_decay=cfg.weight_decay,
+    )
 
 
 def fit_relu_model(
     cfg: ReluModelConfig, *, seed: int = 0, progress: bool = False
 ) -> tuple[Llama, dict]:
-    """(trained model in eval mode, info) with info = {seconds, val_loss, train_loss, history}.
-
-    Trained once per process for a given (config, seed); callers get their own copy."""
-    key = (tuple(dataclasses.astuple(cfg)), seed)
-    if key not in _TRAINED:
-        torch.manual_seed(seed)
-        model = Llama(cfg.llama_config())
-        batches = text_batches(cfg.seq_len + 1, split="train", seed=seed, batch_size=cfg.batch_size)
-        tcfg = TrainConfig(
-            steps=cfg.steps,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            warmup_steps=min(cfg.warmup_steps, cfg.steps),
-            progress=progress,
-            seed=seed,
-            desc="relu decoder",
-        )
-        start = time.perf_counter()
-        history = train(model, lm_loss, batches, tcfg)
-        seconds = time.perf_counter() - start
-        model.eval()
-        info = {
-            "seconds": seconds,
-            "val_loss": val_loss(model, cfg),
-            "train_loss": history["loss"][-1],
-            "history": history,
-        }
-        _TRAINED[key] = (model, info)
-    model, info = _TRAINED[key]
-    return copy.deepcopy(model), copy.deepcopy(info)
+    """(trained model in eval mode, info) with info = {seconds, val_loss, train_loss, history}
+    (JSON-able). Trains on every call: callers that share a model go through an artifact cache
+    (the claims: `experiments.shared_model`)."""
+    torch.manual_seed(seed)
+    model = Llama(cfg.llama_config())
+    history = train_byte_lm(model, recipe(cfg), seed=seed, progress=progress, desc="relu decoder")
+    info = {
+        "seconds": sum(history["seconds"]),
+        "val_loss": val_loss(model, cfg),
+        "train_loss": history["loss"][-1],
+        "history": history,
+    }
+    return model, info
 
 
 def train_relu_model(cfg: ReluModelConfig, *, seed: int = 0, progress: bool = False) -> Llama:
