@@ -35,6 +35,7 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.powerinfer2.cli",
         "PowerInfer-2: train, convert, plan and run a sparse decoder from disk",
     ),
+    "prometheus2": ("paperlab.papers.prometheus2.cli", "Prometheus 2: evaluator grading, merging"),
 }
 
 EPILOG = """examples:
