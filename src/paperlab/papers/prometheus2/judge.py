@@ -134,8 +134,11 @@ class PrometheusJudge:
     from run to run on an endpoint that honours it. `position_swap`: relative grades also run
     the B/A ordering. `system_in_user`: put the system prompt at the head of the user message
     (what the official vLLM path does through the Mistral template, "[INST] system\\n\\nuser
-    [/INST]"), for chat templates without a system role. `concurrency` bounds the items in
-    flight of a batch (the client also limits requests per model)."""
+    [/INST]"), for chat templates without a system role. `absolute_template` /
+    `relative_template` replace the official templates for every item (the official
+    `PrometheusEval(absolute_grade_template=...)`), `system_prompts=False` leaves the system
+    prompts out. `concurrency` bounds the items in flight of a batch (the client also limits
+    requests per model)."""
 
     def __init__(
         self,
@@ -146,6 +149,9 @@ class PrometheusJudge:
         seed: int | None = 0,
         position_swap: bool = True,
         system_in_user: bool = False,
+        absolute_template: str | None = None,
+        relative_template: str | None = None,
+        system_prompts: bool = True,
         concurrency: int = 8,
     ):
         client.config.get(model).require("chat")  # fail now, naming the configured models
@@ -158,6 +164,9 @@ class PrometheusJudge:
         self.position_swap = position_swap
         self.system_in_user = system_in_user
         self.concurrency = concurrency
+        self.absolute_template = absolute_template
+        self.relative_template = relative_template
+        self.system_prompts = system_prompts
         # DEVIATION: LLMClient.chat has no pass-through for non-OpenAI sampling fields, so
         # repetition_penalty (an extra body field vLLM reads) is not sent; see the README.
         if self.sampling.repetition_penalty != 1.0:
@@ -195,7 +204,14 @@ class PrometheusJudge:
         reference_answer: str | None = None,
     ) -> AbsoluteGrade:
         """Grade one response 1..5 against `rubric` (direct assessment, Sec. 2)."""
-        messages = prompts.absolute_messages(instruction, response, rubric, reference_answer)
+        messages = prompts.absolute_messages(
+            instruction,
+            response,
+            rubric,
+            reference_answer,
+            template=self.absolute_template,
+            system=self.system_prompts,
+        )
         out = await self._ask(messages, parse_absolute)
         grade = out.parsed
         return AbsoluteGrade(
@@ -214,13 +230,14 @@ class PrometheusJudge:
     ) -> RelativeGrade:
         """Choose the better of two responses (pairwise ranking, Sec. 2); with
         `position_swap` the B/A ordering is graded too, concurrently."""
+        kw = dict(template=self.relative_template, system=self.system_prompts)
         first = prompts.relative_messages(
-            instruction, response_a, response_b, rubric, reference_answer
+            instruction, response_a, response_b, rubric, reference_answer, **kw
         )
         asks = [self._ask(first, parse_relative)]
         if self.position_swap:
             second = prompts.relative_messages(
-                instruction, response_b, response_a, rubric, reference_answer
+                instruction, response_b, response_a, rubric, reference_answer, **kw
             )
             asks.append(self._ask(second, parse_relative))
         outs = await asyncio.gather(*asks)
@@ -309,6 +326,10 @@ def _per_item_optional(value: Sequence[Any] | None, n: int, name: str) -> list[A
 
 def summarize_absolute(grades: Sequence[AbsoluteGrade]) -> dict[str, float]:
     """Counts over a batch: items, parsed, parse-failure rate, mean attempts."""
+    return _counts(grades)
+
+
+def _counts(grades: Sequence[AbsoluteGrade | RelativeGrade]) -> dict[str, float]:
     n = len(grades)
     parsed = sum(g.parsed for g in grades)
     return {
@@ -322,7 +343,7 @@ def summarize_absolute(grades: Sequence[AbsoluteGrade]) -> dict[str, float]:
 def summarize_relative(grades: Sequence[RelativeGrade]) -> dict[str, float]:
     """Counts over a batch of pairs: parse-failure rate (of the first ordering) and, with
     swapping, the fraction of pairs whose two orderings agreed among those both parsed."""
-    out = summarize_absolute(grades)  # type: ignore[arg-type] - same fields used
+    out = _counts(grades)
     both = [g.consistent for g in grades if g.consistent is not None]
     out["swapped_pairs"] = float(len(both))
     out["position_consistency"] = sum(both) / len(both) if both else float("nan")

@@ -189,20 +189,23 @@ def absolute_messages(
     response: str,
     rubric: Rubric | str,
     reference_answer: str | None = None,
+    *,
+    template: str | None = None,
+    system: bool = True,
 ) -> list[dict[str, str]]:
     """The direct-assessment conversation: the official system prompt and the template with
-    (`ABSOLUTE_PROMPT`) or without (`ABSOLUTE_PROMPT_WO_REF`) a reference answer."""
-    template = ABSOLUTE_PROMPT if reference_answer is not None else ABSOLUTE_PROMPT_WO_REF
+    (`ABSOLUTE_PROMPT`) or without (`ABSOLUTE_PROMPT_WO_REF`) a reference answer. A given
+    `template` is used for every item (the official `absolute_grade_template`); `system=False`
+    leaves the system prompt out."""
+    if template is None:
+        template = ABSOLUTE_PROMPT if reference_answer is not None else ABSOLUTE_PROMPT_WO_REF
     content = template.format(
         instruction=instruction,
         response=response,
         rubric=_rubric_text(rubric, "absolute"),
         reference_answer=reference_answer,
     )
-    return [
-        {"role": "system", "content": ABS_SYSTEM_PROMPT},
-        {"role": "user", "content": content},
-    ]
+    return _conversation(ABS_SYSTEM_PROMPT if system else None, content)
 
 
 def relative_messages(
@@ -211,9 +214,14 @@ def relative_messages(
     response_b: str,
     rubric: Rubric | str,
     reference_answer: str | None = None,
+    *,
+    template: str | None = None,
+    system: bool = True,
 ) -> list[dict[str, str]]:
-    """The pairwise-ranking conversation (`RELATIVE_PROMPT` / `RELATIVE_PROMPT_WO_REF`)."""
-    template = RELATIVE_PROMPT if reference_answer is not None else RELATIVE_PROMPT_WO_REF
+    """The pairwise-ranking conversation (`RELATIVE_PROMPT` / `RELATIVE_PROMPT_WO_REF`, or
+    `template`; `system=False` leaves the system prompt out)."""
+    if template is None:
+        template = RELATIVE_PROMPT if reference_answer is not None else RELATIVE_PROMPT_WO_REF
     content = template.format(
         instruction=instruction,
         response_A=response_a,
@@ -221,7 +229,9 @@ def relative_messages(
         rubric=_rubric_text(rubric, "relative"),
         reference_answer=reference_answer,
     )
-    return [
-        {"role": "system", "content": REL_SYSTEM_PROMPT},
-        {"role": "user", "content": content},
-    ]
+    return _conversation(REL_SYSTEM_PROMPT if system else None, content)
+
+
+def _conversation(system: str | None, content: str) -> list[dict[str, str]]:
+    user = {"role": "user", "content": content}
+    return [user] if system is None else [{"role": "system", "content": system}, user]

@@ -1,0 +1,190 @@
+"""Prometheus 2's claims in miniature (Kim et al. 2024, arXiv 2405.01535).
+
+(1) direct:         the merged evaluator's scores correlate with the true scores (Tables 2-3:
+                    Pearson 0.6-0.7 with GPT-4-1106 on direct-assessment benchmarks).
+(2) unified:        one merged model does both formats about as well as each single-format
+                    expert does its own (Sec. 5).
+(3) merge_vs_joint: merging the two experts beats training one model on both formats (Sec. 6,
+                    Table 6); task arithmetic, TIES and DARE are reported side by side.
+
+Miniature (miniature.py): a tiny byte-level base pre-trained on 2-digit arithmetic
+(`paperlab.core.llm.evaluators`); an absolute expert and a relative expert fine-tuned from it,
+a joint model fine-tuned on both (as many examples as the two experts together), and the
+experts' weight merges (merge.py; linear 0.5/0.5 as the 7B). The true 1-5 score of every
+response is known by construction (`paperlab.core.data.graded`), standing in for GPT-4's and
+the humans' scores. Every evaluator is served by `paperlab serve` and graded through
+`PrometheusJudge` with the real client: Pearson, pairwise accuracy, parse failures and
+position consistency. Each expert must do its own format (the powering figures) or the claims
+are inconclusive.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from paperlab.claims import Claim, PaperClaims, Verdict, custom
+from paperlab.papers.prometheus2 import experiments
+
+
+@dataclass
+class Prometheus2ClaimsConfig:
+    dim: int = 64
+    n_layers: int = 3
+    base_steps: int = 1000
+    expert_steps: int = 400
+    batch_size: int = 32
+    base_lr: float = 1e-2
+    finetune_lr: float = 3e-3
+    eval_items: int = 120
+    eval_pairs: int = 120
+    temperature: float = 1.0  # the official sampling (top_p 0.9)
+    parse_retries: int = 3
+    concurrency: int = 16
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("dim", "n_layers", "base_steps", "expert_steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"prometheus2: {name}={getattr(self, name)} must be >= 1")
+        for name in ("eval_items", "eval_pairs"):
+            if getattr(self, name) < 3:
+                raise ValueError(f"prometheus2: {name}={getattr(self, name)} must be >= 3")
+        if self.base_lr <= 0 or self.finetune_lr <= 0:
+            raise ValueError("prometheus2: base_lr and finetune_lr must be > 0")
+        if self.temperature < 0:
+            raise ValueError(f"prometheus2: temperature={self.temperature} must be >= 0")
+        if self.parse_retries < 0 or self.concurrency < 1 or self.workers < 1:
+            raise ValueError("prometheus2: parse_retries >= 0, concurrency and workers >= 1")
+        self.base_config()
+
+    def base_config(self):
+        from paperlab.core.llm.evaluators import EvaluatorBaseConfig
+
+        try:
+            return EvaluatorBaseConfig(
+                dim=self.dim,
+                n_layers=self.n_layers,
+                steps=self.base_steps,
+                batch_size=self.batch_size,
+                lr=self.base_lr,
+            )
+        except ValueError as e:
+            raise ValueError(f"prometheus2: {e}") from None
+
+
+PRESETS = {
+    "tiny": dict(
+        dim=32,
+        n_layers=2,
+        base_steps=30,
+        expert_steps=20,
+        batch_size=16,
+        eval_items=12,
+        eval_pairs=12,
+        parse_retries=1,
+    ),
+    "default": {},
+    "full": dict(base_steps=3000, expert_steps=1500, eval_items=500, eval_pairs=500),
+}
+
+
+# Criteria, fixed before the runs (not config fields: --set cannot move a goalpost)
+MIN_EXPERT_PEARSON = 0.5  # powering: the absolute expert grades its own format
+MIN_EXPERT_ACCURACY = 0.7  # powering: the relative expert ranks its own format
+MIN_MERGED_PEARSON = 0.6  # direct: the paper's 0.6-0.7 with GPT-4-1106
+UNIFIED_TOLERANCE = 0.05  # unified: merged at most this far below each expert
+MERGE_TOLERANCE = 0.02  # merge_vs_joint: below joint by less -> inconclusive
+
+
+def _nan(x: float) -> float:
+    return -math.inf if math.isnan(x) else x
+
+
+def powered(m: Mapping[str, float]) -> str | None:
+    """Why the experts cannot test the claim (None when they can)."""
+    p, a = _nan(float(m["expert_pearson"])), _nan(float(m["expert_accuracy"]))
+    if p < MIN_EXPERT_PEARSON or a < MIN_EXPERT_ACCURACY:
+        return (
+            f"the experts do not do their own format (absolute Pearson {p:.2f} < "
+            f"{MIN_EXPERT_PEARSON} or relative accuracy {a:.2f} < {MIN_EXPERT_ACCURACY})"
+        )
+    return None
+
+
+def judge_direct(m: Mapping[str, float]) -> tuple[Verdict, str]:
+    if (why := powered(m)) is not None:
+        return "inconclusive", why
+    r = _nan(float(m["merged_pearson"]))
+    if r >= MIN_MERGED_PEARSON:
+        return "holds", f"merged Pearson {r:.3f} >= {MIN_MERGED_PEARSON}"
+    return "fails", f"merged Pearson {r:.3f} < {MIN_MERGED_PEARSON}"
+
+
+def judge_unified(m: Mapping[str, float]) -> tuple[Verdict, str]:
+    if (why := powered(m)) is not None:
+        return "inconclusive", why
+    dp, da = _nan(float(m["pearson_gap"])), _nan(float(m["accuracy_gap"]))
+    text = f"merged - expert: Pearson {dp:+.3f}, accuracy {da:+.3f}"
+    if min(dp, da) >= -UNIFIED_TOLERANCE:
+        return "holds", text
+    return "fails", text + f" (below -{UNIFIED_TOLERANCE})"
+
+
+def judge_merge(m: Mapping[str, float]) -> tuple[Verdict, str]:
+    if (why := powered(m)) is not None:
+        return "inconclusive", why
+    gain = _nan(float(m["merge_gain"]))
+    text = f"merged {m['merged_mean']:.3f} vs joint {m['joint_mean']:.3f} (mean of Pearson, acc.)"
+    if gain >= 0:
+        return "holds", text
+    if gain > -MERGE_TOLERANCE:
+        return "inconclusive", text + f": below joint by less than {MERGE_TOLERANCE}"
+    return "fails", text
+
+
+PAPER = PaperClaims(
+    config=Prometheus2ClaimsConfig,
+    presets=PRESETS,
+    claims=[
+        Claim(
+            id="direct",
+            statement="the merged evaluator's scores correlate with the true scores",
+            paper_figure="Pearson 0.6-0.7 with GPT-4-1106 (Tables 2-3)",
+            criterion=custom(
+                f"merged Pearson >= {MIN_MERGED_PEARSON}, with experts that grade (absolute "
+                f"Pearson >= {MIN_EXPERT_PEARSON}, relative accuracy >= {MIN_EXPERT_ACCURACY})",
+                judge_direct,
+            ),
+            run=experiments.run_direct,
+            ours="merged Pearson {merged_pearson:.2f} (absolute expert {expert_pearson:.2f}); "
+            "parse failures {merged_abs_parse_failures:.2f}",
+        ),
+        Claim(
+            id="unified",
+            statement="one merged evaluator does both formats as well as each expert does its own",
+            paper_figure="the merged model matches or beats the single-format models (Sec. 5)",
+            criterion=custom(
+                f"merged >= expert - {UNIFIED_TOLERANCE} on Pearson and on accuracy",
+                judge_unified,
+            ),
+            run=experiments.run_unified,
+            ours="Pearson {merged_pearson:.2f} vs {expert_pearson:.2f}, accuracy "
+            "{merged_accuracy:.2f} vs {expert_accuracy:.2f} (merged vs expert)",
+        ),
+        Claim(
+            id="merge_vs_joint",
+            statement="merging two single-format evaluators beats training one on both formats",
+            paper_figure="weight merging above joint training on both formats (Sec. 6)",
+            criterion=custom(
+                f"merged mean (Pearson, accuracy) >= joint (within {MERGE_TOLERANCE}: "
+                "inconclusive)",
+                judge_merge,
+            ),
+            run=experiments.run_merge_vs_joint,
+            ours="merged {merged_mean:.2f} vs joint {joint_mean:.2f}; TIES {ties_pearson:.2f}/"
+            "{ties_accuracy:.2f}, DARE-TIES {dare_ties_pearson:.2f}/{dare_ties_accuracy:.2f}",
+        ),
+    ],
+)

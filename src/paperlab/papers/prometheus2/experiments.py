@@ -1,0 +1,172 @@
+"""Prometheus 2's experiments in miniature: every evaluator (the two experts, the jointly trained
+model, the five merges) grades the same held-out absolute items and relative pairs through
+`PrometheusJudge` over `paperlab serve` with the real client, once per run (shared by the claims
+through the run's artifact cache); then one function per claim (`run_<claim>(ctx) -> figures`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from paperlab.claims import RunContext
+from paperlab.core.llm.client import LLMClient
+from paperlab.core.llm.local import serve_chat_models, trained_chat_zoo
+from paperlab.core.stats import pearson
+from paperlab.papers.prometheus2 import miniature
+from paperlab.papers.prometheus2.judge import PrometheusJudge, SamplingConfig
+
+# the config fields the trained evaluators depend on (with the seed): the cache key
+MODEL_FIELDS = (
+    "dim",
+    "n_layers",
+    "base_steps",
+    "expert_steps",
+    "batch_size",
+    "base_lr",
+    "finetune_lr",
+)
+
+
+def model_spec(cfg: Any) -> dict[str, Any]:
+    return {name: getattr(cfg, name) for name in MODEL_FIELDS}
+
+
+def evaluate(ctx: RunContext) -> dict[str, dict[str, float]]:
+    """Per evaluator: Pearson with the true scores, pairwise accuracy, parse failures and
+    position consistency (shared by the claims)."""
+    return ctx.shared("evaluation", lambda: evaluate_all(ctx))
+
+
+def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
+    cfg, seed = ctx.config, ctx.seed
+    dirs = trained_chat_zoo(
+        ctx.cache,
+        "prometheus2-evaluators",
+        (model_spec(cfg), seed),
+        lambda folder: miniature.train_evaluators(cfg, seed, folder, progress=ctx.progress),
+    )
+    server = serve_chat_models(ctx.cache, dirs)
+    client = LLMClient(server.config(max_concurrency=cfg.concurrency))
+    items = miniature.eval_items(cfg.eval_items, seed)
+    pairs = miniature.eval_pairs(cfg.eval_pairs, seed)
+    # the official sampling (temperature 1.0, top_p 0.9) unless the config says otherwise;
+    # max_tokens fits the miniature's short feedback
+    sampling = SamplingConfig(
+        temperature=cfg.temperature,
+        top_p=0.9,
+        max_tokens=32,
+        repetition_penalty=1.0,  # not sent by LLMClient (README); 1.0 says so honestly
+        parse_retries=cfg.parse_retries,
+    )
+    out: dict[str, dict[str, float]] = {}
+    for name in miniature.evaluator_names():
+        judge = PrometheusJudge(
+            client=client,
+            model=name,
+            sampling=sampling,
+            seed=seed,
+            absolute_template=miniature.ABSOLUTE_TEMPLATE,
+            relative_template=miniature.RELATIVE_TEMPLATE,
+            system_prompts=False,
+            concurrency=cfg.concurrency,
+        )
+        out[name] = grade_with(judge, items, pairs)
+    return out
+
+
+def grade_with(judge: PrometheusJudge, items: list, pairs: list) -> dict[str, float]:
+    """One evaluator's figures on the held-out items and pairs."""
+    client = judge.client
+    grades = client.run(
+        judge.absolute_grade_batch(
+            instructions=[i.instruction for i in items],
+            responses=[i.response for i in items],
+            rubric=miniature.RUBRIC,
+            reference_answers=[i.reference for i in items],
+        )
+    )
+    verdicts = client.run(
+        judge.relative_grade_batch(
+            instructions=[p.a.instruction for p in pairs],
+            responses_a=[p.a.response for p in pairs],
+            responses_b=[p.b.response for p in pairs],
+            rubric=miniature.RUBRIC,
+            reference_answers=[p.a.reference for p in pairs],
+        )
+    )
+    scored = [(g.score, i.score) for g, i in zip(grades, items, strict=True) if g.parsed]
+    r = pearson(*zip(*scored, strict=True)) if len(scored) >= 3 else math.nan
+    # undefined (fewer than 3 parsed scores, or constant ones) counts as no correlation: a
+    # figure must be a number (results are stored and compared as JSON)
+    # an unparsed verdict counts as wrong (it chose nothing)
+    correct = [v.winner == p.label for v, p in zip(verdicts, pairs, strict=True)]
+    both = [v.consistent for v in verdicts if v.consistent is not None]
+    return {
+        "pearson": r if math.isfinite(r) else 0.0,
+        "accuracy": sum(correct) / len(correct),
+        "abs_parse_failures": sum(not g.parsed for g in grades) / len(grades),
+        "rel_parse_failures": sum(not v.parsed for v in verdicts) / len(verdicts),
+        "consistency": sum(both) / len(both) if both else 0.0,  # of pairs parsed both ways
+        "consistency_pairs": float(len(both)),
+    }
+
+
+def _flat(ev: dict[str, dict[str, float]], name: str, prefix: str) -> dict[str, float]:
+    return {f"{prefix}_{k}": v for k, v in ev[name].items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Claims
+
+
+def run_direct(ctx: RunContext) -> dict[str, float]:
+    """The merged evaluator's Pearson with the true scores (Tables 2-3's direct assessment)."""
+    from paperlab.papers.prometheus2.plots import plot_evaluators
+
+    ev = evaluate(ctx)
+    plot_evaluators(ctx, ev)
+    return {
+        **_flat(ev, "merge-linear", "merged"),
+        "expert_pearson": ev["absolute"]["pearson"],
+        "expert_accuracy": ev["relative"]["accuracy"],
+    }
+
+
+def run_unified(ctx: RunContext) -> dict[str, float]:
+    """The merged evaluator against each expert on the expert's own format, and each expert
+    on the other format (Sec. 5: one model for both formats)."""
+    ev = evaluate(ctx)
+    m, a, r = ev["merge-linear"], ev["absolute"], ev["relative"]
+    return {
+        "merged_pearson": m["pearson"],
+        "merged_accuracy": m["accuracy"],
+        "expert_pearson": a["pearson"],
+        "expert_accuracy": r["accuracy"],
+        "absolute_expert_accuracy": a["accuracy"],
+        "relative_expert_pearson": r["pearson"],
+        "pearson_gap": m["pearson"] - a["pearson"],
+        "accuracy_gap": m["accuracy"] - r["accuracy"],
+    }
+
+
+def run_merge_vs_joint(ctx: RunContext) -> dict[str, float]:
+    """Weight merging against joint training on both formats (Sec. 6), and the merge methods
+    side by side (reported)."""
+    ev = evaluate(ctx)
+    out = {
+        "expert_pearson": ev["absolute"]["pearson"],
+        "expert_accuracy": ev["relative"]["accuracy"],
+    }
+    for name, figures in ev.items():
+        if name.startswith("merge-") or name == miniature.JOINT:
+            key = name.removeprefix("merge-")
+            out[f"{key}_pearson"] = figures["pearson"]
+            out[f"{key}_accuracy"] = figures["accuracy"]
+            out[f"{key}_consistency"] = figures["consistency"]
+    merged = (ev["merge-linear"]["pearson"] + ev["merge-linear"]["accuracy"]) / 2
+    joint = (ev[miniature.JOINT]["pearson"] + ev[miniature.JOINT]["accuracy"]) / 2
+    out["merged_mean"] = merged
+    out["joint_mean"] = joint
+    out["merge_gain"] = merged - joint
+    return out

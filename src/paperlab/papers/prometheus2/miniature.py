@@ -1,0 +1,158 @@
+"""The miniature's evaluators (Prometheus 2, Sec. 3): a shared tiny base
+(`paperlab.core.llm.evaluators`), an absolute expert and a relative expert fine-tuned from it,
+one model trained jointly on both formats, and the experts' weight merges.
+
+The task is `paperlab.core.data.graded`: 2-digit arithmetic answered with graded errors, so the
+true 1-5 score of every response is known by construction (it stands in for the GPT-4 / human
+scores of the paper's benchmarks). Both formats use a reference answer, as the Feedback and
+Preference Collections do; the feedback is the response's number against the reference, then
+"[RESULT] score" (absolute) or "[RESULT] A|B" (relative).
+
+The miniature's templates are compact versions of the official ones (see the DEVIATION below).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paperlab.core.data.graded import (
+    GradedItem,
+    graded_item,
+    make_graded_items,
+    read_int,
+    response_with_score,
+    sample_questions,
+)
+from paperlab.papers.prometheus2.prompts import absolute_messages, relative_messages
+
+# DEVIATION: a byte-level tiny model cannot read the ~1500-byte official prompt cheaply; the
+# miniature's templates are compact versions of the official ones (same fields, same output
+# format, no system prompt). The library keeps the official templates for real models.
+ABSOLUTE_TEMPLATE = "{instruction}\nResponse: {response}\nReference: {reference_answer}\nScore:"
+RELATIVE_TEMPLATE = (
+    "{instruction}\nA: {response_A}\nB: {response_B}\nReference: {reference_answer}\nBetter:"
+)
+RUBRIC = "Is the answer correct? 5 exact, 4 off by one, 3 off by 2-9, 2 off by 10+, 1 no number"
+# the evaluators, in serving order; MERGES name how each merged evaluator is made
+EXPERTS = ("absolute", "relative")
+JOINT = "joint"
+MERGES: dict[str, dict[str, Any]] = {
+    "linear": dict(method="linear", weights=[0.5, 0.5]),  # Prometheus 2 7B (Sec. 3.3)
+    "task_arithmetic": dict(method="task_arithmetic", weights=[1.0, 1.0]),
+    "ties": dict(method="ties", density=0.5),
+    "dare_linear": dict(method="dare_linear", weights=[1.0, 1.0], density=0.5),
+    "dare_ties": dict(method="dare_ties", density=0.5),
+}
+
+
+def _number(response: str) -> str:
+    return read_int(response) or "none"
+
+
+def absolute_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
+    """A graded response -> "86 vs 85 [RESULT] 4" (feedback, then the true score)."""
+    item = make_graded_items(1, seed=rng)[0]
+    messages = absolute_messages(
+        item.instruction,
+        item.response,
+        RUBRIC,
+        item.reference,
+        template=ABSOLUTE_TEMPLATE,
+        system=False,
+    )
+    return messages, f"{_number(item.response)} vs {item.reference} [RESULT] {item.score}"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Two responses to one question with different true scores; `label` is the better."""
+
+    a: GradedItem
+    b: GradedItem
+
+    @property
+    def label(self) -> str:
+        return "A" if self.a.score > self.b.score else "B"
+
+
+def make_pair(rng: random.Random) -> Pair:
+    q = sample_questions(1, seed=rng)[0]
+    sa, sb = rng.sample(range(1, 6), 2)
+    a = graded_item(q, response_with_score(q, sa, rng), "a")
+    b = graded_item(q, response_with_score(q, sb, rng), "b")
+    return Pair(a, b)
+
+
+def relative_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
+    """A pair -> "86, 85 vs 85 [RESULT] B" (feedback, then the better response)."""
+    p = make_pair(rng)
+    messages = relative_messages(
+        p.a.instruction,
+        p.a.response,
+        p.b.response,
+        RUBRIC,
+        p.a.reference,
+        template=RELATIVE_TEMPLATE,
+        system=False,
+    )
+    feedback = f"{_number(p.a.response)}, {_number(p.b.response)} vs {p.a.reference}"
+    return messages, f"{feedback} [RESULT] {p.label}"
+
+
+def eval_items(n: int, seed: int) -> list[GradedItem]:
+    """Held-out absolute items (a seed stream the training never draws from)."""
+    return make_graded_items(n, seed=random.Random(f"prometheus2-eval-abs|{seed}"))
+
+
+def eval_pairs(n: int, seed: int) -> list[Pair]:
+    rng = random.Random(f"prometheus2-eval-rel|{seed}")
+    return [make_pair(rng) for _ in range(n)]
+
+
+def train_evaluators(cfg: Any, seed: int, folder: Path, *, progress: bool = False) -> list[Path]:
+    """Pre-train the base, fine-tune the two experts and the joint model from it, merge the
+    experts every way of `MERGES`; save each as a servable chat-model folder."""
+    import torch
+
+    from paperlab.core.llm.evaluators import (
+        EvaluatorJob,
+        FinetuneConfig,
+        finetune_evaluators,
+        pretrain_evaluator_base,
+    )
+    from paperlab.core.llm.tiny import save_chat_model
+    from paperlab.papers.prometheus2.merge import merge_state_dicts
+
+    base = pretrain_evaluator_base(cfg.base_config(), seed=seed, progress=progress)
+    ft = FinetuneConfig(steps=cfg.expert_steps, batch_size=cfg.batch_size, lr=cfg.finetune_lr)
+    # joint training sees as many examples as the two experts together (Sec. 6)
+    joint_ft = FinetuneConfig(
+        steps=2 * cfg.expert_steps, batch_size=cfg.batch_size, lr=cfg.finetune_lr
+    )
+    jobs = [
+        EvaluatorJob("absolute", base, [(absolute_example, 1.0)], ft, seed + 1),
+        EvaluatorJob("relative", base, [(relative_example, 1.0)], ft, seed + 2),
+        EvaluatorJob(
+            JOINT, base, [(absolute_example, 1.0), (relative_example, 1.0)], joint_ft, seed + 3
+        ),
+    ]
+    models = finetune_evaluators(jobs, workers=cfg.workers, progress=progress)
+    dirs = [save_chat_model(models[name], folder / name, name) for name in (*EXPERTS, JOINT)]
+    base_sd = base.state_dict()
+    experts = [models[name].state_dict() for name in EXPERTS]
+    for name, recipe in MERGES.items():
+        merged = merge_state_dicts(base_sd, experts, seed=seed, **recipe)
+        model = models[EXPERTS[0]]
+        with torch.no_grad():
+            clone = type(model)(model.config)
+            clone.load_state_dict(merged)
+        dirs.append(save_chat_model(clone.eval(), folder / f"merge-{name}", f"merge-{name}"))
+    return dirs
+
+
+def evaluator_names() -> Sequence[str]:
+    return (*EXPERTS, JOINT, *(f"merge-{m}" for m in MERGES))
