@@ -15,13 +15,23 @@ import pytest
 
 from paperlab.claims import RunContext
 from paperlab.core.artifacts import ArtifactCache
-from paperlab.papers.moa.claims import PAPER, MoAClaimsConfig
-from paperlab.papers.moa.experiments import correct, layer_accuracies, mixtures
+from paperlab.core.data.facts import make_facts
+from paperlab.core.stats import improves
+from paperlab.papers.moa.claims import MIN_AGGREGATOR_VS_MAJORITY, PAPER, MoAClaimsConfig, powered
+from paperlab.papers.moa.experiments import (
+    correct,
+    layer_accuracies,
+    majority_scores,
+    mixtures,
+    powering,
+)
+from paperlab.papers.moa.miniature import SHORT_INSTRUCTION, synthesise_task
 from paperlab.papers.moa.world import MODEL_FIELDS, World, get_world, model_spec
 
 SMALL = dict(
     n_facts=6,
     proposer_rates=(0.6, 0.4),
+    base_easy_steps=2,
     base_steps=2,
     proposer_steps=2,
     dim=16,
@@ -114,3 +124,53 @@ def test_mixtures_cost_the_calls_the_paper_counts():
     assert configs["moa_lite"].n_calls == 7
     assert configs["self_moa"].layers == (("p3",) * 6,)
     assert {c.temperature for c in configs.values()} == {0.7}  # Sec. 3.1
+
+
+def test_majority_scores_and_powering_figure():
+    questions = [fact("A"), fact("B"), fact("C")]
+    reply = lambda t: SimpleNamespace(text=t)  # noqa: E731
+    results = [
+        SimpleNamespace(layers=[[reply("A"), reply("C"), reply("A")]]),  # right
+        SimpleNamespace(layers=[[reply("C"), reply("C"), reply("B")]]),  # wrong
+        SimpleNamespace(layers=[[reply("C"), reply("B")]]),  # tie: the first seen, right
+    ]
+    assert majority_scores(questions, results) == [1.0, 0.0, 1.0]
+    ev = {"scores": {"moa_lite": [1.0, 0.0, 0.0], "majority_lite": [1.0, 0.0, 1.0]}}
+    figures = powering(ev)
+    assert figures["aggregator_l1_acc"] == pytest.approx(1 / 3)
+    assert figures["majority_l1_acc"] == pytest.approx(2 / 3)
+    assert figures["aggregator_vs_majority"] == pytest.approx(-1 / 3)
+
+
+def test_accuracy_and_diversity_are_judged_only_when_the_aggregator_reads_references():
+    criterion = powered(improves("gain", "gain_ci_low", "MoA - best single"))
+    gain = dict(gain=0.1, gain_ci_low=0.05)
+    verdict, why = criterion.judge(dict(gain, aggregator_l1_acc=0.6, majority_l1_acc=0.7))
+    assert verdict == "inconclusive" and "not powered" in why and "60.0%" in why
+    verdict, why = criterion.judge(dict(gain, aggregator_l1_acc=0.7, majority_l1_acc=0.7))
+    assert verdict == "holds" and "powered" in why
+    lost = dict(gain=-0.1, gain_ci_low=-0.2, aggregator_l1_acc=0.8, majority_l1_acc=0.7)
+    assert criterion.judge(lost)[0] == "fails"  # powered, and MoA loses: a real fails
+    assert criterion.judge(dict(gain))[0] == "inconclusive"  # the powering figure is missing
+    assert MIN_AGGREGATOR_VS_MAJORITY == 0.0  # "at least a majority vote's accuracy"
+    for claim in PAPER.claims:
+        if claim.id in ("accuracy", "diversity"):
+            assert "aggregator_l1_acc" in claim.criterion.text
+
+
+def test_synthesise_task_reference_counts_and_prompt():
+    import random
+
+    facts = make_facts(5, seed=0)
+    taken = {f.name for f in facts}
+    task = synthesise_task(facts, taken, max_refs=6, min_refs=3, p_right=(1.0, 1.0))
+    rng = random.Random(0)
+    for _ in range(50):
+        messages, reply = task(rng)
+        system = messages[0]["content"]
+        assert system.startswith(SHORT_INSTRUCTION) and messages[-1]["role"] == "user"
+        refs = system.split("Responses:\n")[1].splitlines()
+        assert 3 <= len(refs) <= 6
+        assert all(r.endswith(f" {reply}") for r in refs)  # p_right 1: every reference right
+    with pytest.raises(ValueError, match="min_refs"):
+        synthesise_task(facts, taken, max_refs=2, min_refs=3)

@@ -20,9 +20,10 @@ The experiments are in experiments.py.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from paperlab.claims import Claim, PaperClaims, at_least, at_most
+from paperlab.claims import Claim, Criterion, PaperClaims, Verdict, at_least, at_most, custom
 from paperlab.core.llm.tiny import TinyChatConfig
 from paperlab.core.stats import improves
 from paperlab.papers.moa import experiments
@@ -39,7 +40,10 @@ class MoAClaimsConfig:
     aggregator_synth: float = 0.5
     dim: int = 64
     n_layers: int = 2
-    base_steps: int = 800  # the shared base: synthesising references (miniature.py)
+    # the shared base learns to read references (miniature.py): first mostly-right ones (where
+    # to look), then noisy ones (how to weigh them)
+    base_easy_steps: int = 300
+    base_steps: int = 700
     proposer_steps: int = 300  # each model's own facts
     batch_size: int = 32
     lr: float = 5e-3
@@ -63,6 +67,8 @@ class MoAClaimsConfig:
         ]
         if not all(0.0 <= r <= 1.0 for r in rates):
             raise ValueError("moa: knowledge rates and synth shares must lie in [0, 1]")
+        if self.base_easy_steps < 0:
+            raise ValueError("moa: base_easy_steps must be >= 0")
         if min(self.n_facts, self.timing_queries, self.concurrency) < 1:
             raise ValueError("moa: n_facts, timing_queries and concurrency must be >= 1")
         if self.real_op not in ("+", "*"):
@@ -87,20 +93,49 @@ PRESETS = {
     "tiny": dict(
         n_facts=30,
         proposer_rates=(0.6, 0.5, 0.4),
-        base_steps=40,
+        base_easy_steps=20,
+        base_steps=30,
         proposer_steps=30,
         dim=32,
         batch_size=16,
         timing_queries=2,
     ),
     "default": {},
-    "full": dict(n_facts=400, base_steps=2000, proposer_steps=1200, timing_queries=20),
+    "full": dict(
+        n_facts=400, base_easy_steps=600, base_steps=2000, proposer_steps=1200, timing_queries=20
+    ),
 }
 
 # Criteria, fixed before the runs (not config fields: --set cannot move a goalpost). accuracy
-# and diversity: a paired gain whose 90% bootstrap interval lies above 0 (core.stats.improves).
+# and diversity: a paired gain whose 90% bootstrap interval lies above 0 (core.stats.improves),
+# judged only once the miniature is powered: given layer 1's references, the aggregator must
+# reach at least the accuracy of a plain majority vote over the same references (else it
+# cannot read them, and a "fails" would measure our aggregator, not MoA).
+MIN_AGGREGATOR_VS_MAJORITY = 0.0  # aggregator accuracy - majority accuracy, same references
 MIN_EFFICIENCY = 0.9  # parallel: sum over layers of the slowest call / wall time
 EFFICIENCY_MARGIN = 0.05  # within this below MIN_EFFICIENCY: inconclusive
+
+
+def powered(criterion: Criterion) -> Criterion:
+    """`criterion`, once the aggregator reads its references at least as well as a majority
+    vote over them; inconclusive (with the two accuracies) when it does not."""
+
+    def judge(m: Mapping[str, float]) -> tuple[Verdict, str]:
+        agg, vote = m["aggregator_l1_acc"], m["majority_l1_acc"]
+        if agg - vote < MIN_AGGREGATOR_VS_MAJORITY:
+            return "inconclusive", (
+                f"not powered: given layer 1's references the aggregator scores {agg:.1%}, "
+                f"below a majority vote over them ({vote:.1%})"
+            )
+        verdict, reason = criterion.judge(m)
+        return verdict, f"{reason} (powered: aggregator {agg:.1%} >= majority {vote:.1%})"
+
+    return custom(
+        f"{criterion.text}, once aggregator_l1_acc - majority_l1_acc >= "
+        f"{MIN_AGGREGATOR_VS_MAJORITY:g} (else inconclusive)",
+        judge,
+    )
+
 
 PAPER = PaperClaims(
     config=MoAClaimsConfig,
@@ -111,7 +146,7 @@ PAPER = PaperClaims(
             statement="MoA beats the best single model it is built from",
             paper_figure="AlpacaEval 2.0 LC win 65.1% (MoA) vs 57.5% (GPT-4o); every MoA beats "
             "its best member",
-            criterion=improves("gain", "gain_ci_low", "MoA - best single"),
+            criterion=powered(improves("gain", "gain_ci_low", "MoA - best single")),
             run=experiments.run_accuracy,
             ours="MoA {moa_acc:.1%} vs best single {best_single_acc:.1%} ({best_single}); "
             "lite {moa_lite_acc:.1%}",
@@ -120,7 +155,7 @@ PAPER = PaperClaims(
             id="diversity",
             statement="different proposers beat samples of one model (Self-MoA)",
             paper_figure="6 different proposers 61.3% vs 1 proposer x 6 samples 56.7% (Table 3)",
-            criterion=improves("gain", "gain_ci_low", "MoA - Self-MoA"),
+            criterion=powered(improves("gain", "gain_ci_low", "MoA - Self-MoA")),
             run=experiments.run_diversity,
             ours="MoA {moa_acc:.1%} vs Self-MoA {self_moa_acc:.1%} vs majority {majority_acc:.1%}",
         ),

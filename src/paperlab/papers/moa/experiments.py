@@ -72,6 +72,23 @@ def layer_accuracies(questions: list, results: list, layers: int) -> list[float]
     return out
 
 
+def majority_scores(questions: list, results: list) -> list[float]:
+    """1.0 where a plain majority vote over a result's layer-1 answers is right, else 0.0."""
+    return [
+        float(majority([q.read(c.text) for c in r.layers[0]]) == q.answer)
+        for q, r in zip(questions, results, strict=True)
+    ]
+
+
+def powering(ev: dict) -> dict[str, float]:
+    """The aggregator's accuracy given layer 1's references (MoA-Lite's answer) and a majority
+    vote's over the same references: the claims are judged only when the first reaches the
+    second (claims.powered)."""
+    agg = statistics.mean(ev["scores"]["moa_lite"])
+    vote = statistics.mean(ev["scores"]["majority_lite"])
+    return {"aggregator_l1_acc": agg, "majority_l1_acc": vote, "aggregator_vs_majority": agg - vote}
+
+
 def evaluate(ctx: RunContext) -> dict:
     """Every method over the same questions (shared: the claims use one evaluation)."""
     return ctx.shared("evaluation", lambda: evaluate_world(ctx.config, get_world(ctx), ctx.seed))
@@ -93,10 +110,10 @@ def evaluate_world(cfg: Any, world: World, seed: int) -> dict:
     scores = {name: correct(questions, [r.answer for r in res]) for name, (res, _) in runs.items()}
     moa_results = runs["moa"][0]
     # a plain majority vote over layer 1's answers: is the information there?
-    scores["majority"] = [
-        float(majority([q.read(c.text) for c in r.layers[0]]) == q.answer)
-        for q, r in zip(questions, moa_results, strict=True)
-    ]
+    scores["majority"] = majority_scores(questions, moa_results)
+    # the powering figure: MoA-Lite's aggregator reads layer 1's references; a majority vote
+    # over the very same references is the bar it must reach
+    scores["majority_lite"] = majority_scores(questions, runs["moa_lite"][0])
     return dict(
         world=world,
         singles=singles,
@@ -109,7 +126,7 @@ def evaluate_world(cfg: Any, world: World, seed: int) -> dict:
 
 
 def plot_accuracy(ctx: RunContext, ev: dict) -> None:
-    names = [*ev["singles"], "majority", "self_moa", "moa_lite", "moa"]
+    names = [*ev["singles"], "majority", "self_moa", "moa_lite", "moa"]  # moa_lite: agg | layer 1
     accs = [statistics.mean(ev["singles"].get(n) or ev["scores"][n]) for n in names]
     fig, ax = ctx.figure(figsize=(7, 3.2))
     colors = ["#999"] * len(ev["singles"]) + ["#6a9", "#c96", "#69c", "#36c"]
@@ -141,6 +158,7 @@ def run_accuracy(ctx: RunContext) -> dict[str, float]:
         "gain": diff,
         "gain_ci_low": low,
         "gain_ci_high": high,
+        **powering(ev),
     }
 
 
@@ -155,6 +173,7 @@ def run_diversity(ctx: RunContext) -> dict[str, float]:
         "gain": diff,
         "gain_ci_low": low,
         "gain_ci_high": high,
+        **powering(ev),
     }
 
 

@@ -34,18 +34,31 @@ from paperlab.papers.moa.prompts import with_references
 # prompts.AGGREGATE_INSTRUCTION.
 SHORT_INSTRUCTION = "Synthesise critically:"
 
+# How often a training reference is right: drawn per example from this range. The base first
+# learns where to look on mostly-right references (copying one already pays), then to weigh
+# them on noisy ones (only the plurality, or its own memory, pays). Without the first phase a
+# 2-layer model trained 800 steps on noisy references alone read them at chance (13% given
+# layer 1's answers, where a majority vote over them scored 76%).
+EASY_REFERENCES = (0.6, 1.0)
+NOISY_REFERENCES = (0.3, 0.9)
+
 
 def synthesise_task(
     known: Sequence[Fact],
     taken: set[str],
     *,
     max_refs: int = 6,
-    p_right: tuple[float, float] = (0.2, 0.9),
+    min_refs: int = 1,
+    p_right: tuple[float, float] = NOISY_REFERENCES,
     p_unseen: float = 0.5,
 ) -> ExampleFn:
     """References to a question the model knows the answer to, or (with `p_unseen`) about a
-    fact it has never seen, whose code only the references can tell. Names in `taken` (the
-    miniature's facts) are never invented, so no model learns a fact it was not given."""
+    fact it has never seen, whose code only the references can tell. Each example has
+    `min_refs..max_refs` references, each right with a probability drawn from `p_right` for
+    the example (else a uniformly drawn wrong code). Names in `taken` (the miniature's facts)
+    are never invented, so no model learns a fact it was not given."""
+    if not 1 <= min_refs <= max_refs:
+        raise ValueError(f"synthesise_task: need 1 <= min_refs={min_refs} <= max_refs={max_refs}")
 
     codes = "".join(sorted({f.code for f in known}))
 
@@ -57,7 +70,7 @@ def synthesise_task(
         q = rng.uniform(*p_right)
         refs = [
             f.answer if rng.random() < q else wrong_code(f.answer, rng, len(codes))
-            for _ in range(rng.randint(1, max_refs))
+            for _ in range(rng.randint(min_refs, max_refs))
         ]
         messages = [{"role": "user", "content": f.question}]
         return with_references(messages, refs, instruction=SHORT_INSTRUCTION), f.answer
@@ -78,19 +91,28 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     known = knowledge_split(facts, rates, seed=seed + 1)
     taken = {f.name for f in facts}
     refs = len(cfg.proposer_rates)
-    base_job = ChatJob(
-        "base",
-        [(synthesise_task(facts, taken, max_refs=refs, p_unseen=1.0), 1.0)],
-        cfg.base_model(),
-        seed=1000 * seed + 999,
-    )
-    base = train_chat_models([base_job], progress=progress)["base"]
+    # MoA's layers always pass every proposer's answer (fewer only when calls fail): the
+    # noisy phase and the fine-tuning use at least half the proposers' count of references
+    few = max(1, refs // 2)
+    easy = synthesise_task(facts, taken, max_refs=refs, p_right=EASY_REFERENCES, p_unseen=1.0)
+    noisy = synthesise_task(facts, taken, max_refs=refs, min_refs=few, p_unseen=1.0)
+    base = None
+    for phase, task, steps in (
+        ("base-easy", easy, cfg.base_easy_steps),
+        ("base", noisy, cfg.base_steps),
+    ):
+        if steps:
+            job = ChatJob(
+                phase, [(task, 1.0)], cfg.base_model(steps), seed=1000 * seed + 999, init=base
+            )
+            base = train_chat_models([job], progress=progress)[phase]
     jobs = []
     for i, k in enumerate(known):
         last = i == len(known) - 1
         name = "agg" if last else f"p{i}"
         synth = cfg.aggregator_synth if last else cfg.proposer_synth
-        tasks = [(answer_task(k), 1.0 - synth), (synthesise_task(k, taken, max_refs=refs), synth)]
+        read = synthesise_task(k, taken, max_refs=refs, min_refs=few)
+        tasks = [(answer_task(k), 1.0 - synth), (read, synth)]
         jobs.append(ChatJob(name, tasks, cfg.proposer_model(), seed=1000 * seed + i, init=base))
     models = train_chat_models(jobs, progress=progress)
     return [save_chat_model(models[job.name], directory / job.name, job.name) for job in jobs]

@@ -24,6 +24,7 @@ MODEL_FIELDS = (
     "aggregator_synth",
     "dim",
     "n_layers",
+    "base_easy_steps",
     "base_steps",
     "proposer_steps",
     "batch_size",
