@@ -216,6 +216,24 @@ def test_sample_index_is_its_own_cache_entry(llm_server, tmp_path):
     assert requests(llm_server) == before + 2
 
 
+def test_extra_body_reaches_the_server_and_keys_the_cache(llm_server, tmp_path):
+    cache = RequestCache(tmp_path / "cache.sqlite")
+    c = LLMClient(llm_server.config(**FAST), cache=cache)
+    ignored = llm_server.stats().get("ignored:repetition_penalty", 0)
+    plain = run(c.chat("m0", user("e"), max_tokens=4, seed=1))
+    extra = run(
+        c.chat("m0", user("e"), max_tokens=4, seed=1, extra_body={"repetition_penalty": 1.03})
+    )
+    assert not plain.cached and not extra.cached and len(cache) == 2
+    assert llm_server.stats().get("ignored:repetition_penalty", 0) == ignored + 1
+    again = run(
+        c.chat("m0", user("e"), max_tokens=4, seed=1, extra_body={"repetition_penalty": 1.03})
+    )
+    assert again.cached and again.text == extra.text
+    with pytest.raises(TypeError, match="extra_body"):
+        run(c.chat("m0", user("e"), max_tokens=4, extra_body=[("repetition_penalty", 1.0)]))
+
+
 def test_cache_accepts_a_pathlib_path(llm_server, tmp_path):
     c = LLMClient(llm_server.config(**FAST), cache=tmp_path / "cache.sqlite")
     run(c.chat("m0", user("p"), max_tokens=2))

@@ -139,14 +139,17 @@ class LLMClient:
         sample: int = 0,
         parse: Callable[[str], Any] | None = None,
         parse_retries: int = 2,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Completion:
         """One chat completion. `sample` distinguishes repeated samples of the same request
-        (cache key); `logprobs=k` asks for the top-k log-probabilities of each output token."""
+        (cache key); `logprobs=k` asks for the top-k log-probabilities of each output token.
+        `extra_body` adds fields the OpenAI API does not define but a server reads (vLLM's
+        ``repetition_penalty``, ``top_k``); they are part of the cache key."""
         spec = self.config.get(model)
         spec.require("chat")
         if logprobs is not None:
             spec.require("logprobs")
-        params = _sampling(temperature, max_tokens, top_p, stop, seed)
+        params = _sampling(temperature, max_tokens, top_p, stop, seed, extra_body)
         if logprobs is not None:
             params["logprobs"] = True
             params["top_logprobs"] = logprobs
@@ -168,16 +171,18 @@ class LLMClient:
         sample: int = 0,
         parse: Callable[[str], Any] | None = None,
         parse_retries: int = 2,
+        extra_body: Mapping[str, Any] | None = None,
     ) -> Completion:
         """A raw completion of `prompt` (no chat template). `echo=True` with `logprobs` also
-        returns the prompt's token log-probabilities (`prompt_logprobs` capability)."""
+        returns the prompt's token log-probabilities (`prompt_logprobs` capability);
+        `extra_body` as in `chat`."""
         spec = self.config.get(model)
         spec.require("raw_completion")
         if logprobs is not None:
             spec.require("logprobs")
         if echo:
             spec.require("prompt_logprobs")
-        params = _sampling(temperature, max_tokens, top_p, stop, seed)
+        params = _sampling(temperature, max_tokens, top_p, stop, seed, extra_body)
         if logprobs is not None:
             params["logprobs"] = logprobs
         if echo:
@@ -327,9 +332,9 @@ class LLMClient:
         )
 
 
-def _sampling(temperature, max_tokens, top_p, stop, seed) -> dict[str, Any]:
+def _sampling(temperature, max_tokens, top_p, stop, seed, extra_body=None) -> dict[str, Any]:
     """The request parameters both endpoints share; unset ones are left out (and out of the
-    cache key)."""
+    cache key). `extra_body` goes to the SDK's parameter of that name (sent as body fields)."""
     params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
     if top_p is not None:
         params["top_p"] = top_p
@@ -337,6 +342,10 @@ def _sampling(temperature, max_tokens, top_p, stop, seed) -> dict[str, Any]:
         params["stop"] = list(stop)
     if seed is not None:
         params["seed"] = seed
+    if extra_body:
+        if not isinstance(extra_body, Mapping):
+            raise TypeError(f"extra_body must be a mapping, got {type(extra_body).__name__}")
+        params["extra_body"] = dict(extra_body)
     return params
 
 

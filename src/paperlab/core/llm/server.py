@@ -250,6 +250,8 @@ def create_app(
     def sampling(req: _Req, served: ServedModel, n_prompt: int, max_tokens: int | None):
         if req.temperature < 0 or not 0 < req.top_p <= 1 or req.n < 1:
             raise ServeError(400, "need temperature >= 0, 0 < top_p <= 1, n >= 1")
+        for name in req.model_extra or {}:  # fields other servers read (repetition_penalty):
+            stats[f"ignored:{name}"] += 1  # accepted and ignored, counted for the curious
         served.check_context(n_prompt)
         room = served.context - n_prompt
         max_tokens = room if max_tokens is None else min(max_tokens, room)

@@ -16,7 +16,6 @@ import asyncio
 import math
 import re
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -248,19 +247,15 @@ def grade(args: argparse.Namespace) -> int:
     cache = None if args.no_cache else RequestCache(default_cache_path())
     client = LLMClient(config, cache=cache)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            judge = PrometheusJudge(
-                client=client,
-                model=args.model,  # an unknown model fails here, before any output
-                sampling=sampling,
-                seed=args.seed,
-                position_swap=not args.no_swap,
-                system_in_user=args.system_in_user,
-                concurrency=args.concurrency,
-            )
-        for w in caught:
-            print(f"prometheus2: note: {w.message}", file=sys.stderr)
+        judge = PrometheusJudge(
+            client=client,
+            model=args.model,  # an unknown model fails here, before any output
+            sampling=sampling,
+            seed=args.seed,
+            position_swap=not args.no_swap,
+            system_in_user=args.system_in_user,
+            concurrency=args.concurrency,
+        )
         results = JsonlResults(out, resume=args.resume)
     except BaseException:
         if cache is not None:

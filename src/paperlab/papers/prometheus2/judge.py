@@ -23,7 +23,6 @@ None).
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -167,14 +166,6 @@ class PrometheusJudge:
         self.absolute_template = absolute_template
         self.relative_template = relative_template
         self.system_prompts = system_prompts
-        # DEVIATION: LLMClient.chat has no pass-through for non-OpenAI sampling fields, so
-        # repetition_penalty (an extra body field vLLM reads) is not sent; see the README.
-        if self.sampling.repetition_penalty != 1.0:
-            warnings.warn(
-                f"repetition_penalty={self.sampling.repetition_penalty} is not sent: "
-                "paperlab's LLMClient has no extra-body parameter yet",
-                stacklevel=2,
-            )
 
     # -- one request ------------------------------------------------------------------------
 
@@ -192,6 +183,12 @@ class PrometheusJudge:
             seed=self.seed,
             parse=parse,
             parse_retries=s.parse_retries,
+            # vLLM reads repetition_penalty from the body; servers without it ignore the field
+            extra_body=(
+                {"repetition_penalty": s.repetition_penalty}
+                if s.repetition_penalty != 1.0
+                else None
+            ),
         )
 
     # -- single items -----------------------------------------------------------------------
