@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from paperlab.core.artifacts import ModuleCodec
-from paperlab.core.data.graded import Question, sample_questions
+from paperlab.core.data.graded import NONSENSE, Question, read_int, sample_questions
 from paperlab.core.llama import Llama
 from paperlab.core.llm.tiny import (
     TOKENIZER,
@@ -66,6 +66,7 @@ __all__ = [
     "base_codec",
     "base_tasks",
     "compare_task",
+    "digit_marks",
     "finetune_evaluator",
     "finetune_evaluators",
     "in_share",
@@ -101,8 +102,8 @@ class EvaluatorBaseConfig:
     data_share: float = 1.0
     digits: int = 2
     ops: str = "+-"
-    answer_weight: float = 0.8
-    compare_weight: float = 0.2
+    answer_weight: float = 0.3
+    compare_weight: float = 0.7
 
     def __post_init__(self) -> None:
         _positive(
@@ -222,21 +223,42 @@ def answer_task(
     return example
 
 
+def digit_marks(response: str, reference: str, width: int = 3) -> str:
+    """The digit-by-digit comparison of two numbers, units first: each pair is the response's
+    digit, the reference's digit and `=` or `x` ("86" vs "85": ``"65x 88= 00="``). Numbers are
+    right-aligned to `width` digits with zeros; a response without a number has `-` digits.
+    A tiny model tests two adjacent digits for equality far sooner than two whole numbers, so
+    evaluators can show this work before their verdict or score."""
+    if width < 1:
+        raise ValueError(f"digit_marks: width={width} must be >= 1")
+    ref = read_int(reference)
+    if ref is None:
+        raise ValueError(f"digit_marks: reference {reference!r} holds no integer")
+    got = read_int(response)
+    a = "-" * width if got is None else got.lstrip("-").rjust(width, "0")[-width:]
+    r = ref.lstrip("-").rjust(width, "0")[-width:]
+    return " ".join(a[i] + r[i] + ("=" if a[i] == r[i] else "x") for i in range(width - 1, -1, -1))
+
+
 def compare_task(*, digits: int = 2) -> ExampleFn:
-    """'Is 85 equal to 86?' -> 'False': equality of two numbers, half of them equal, the others
-    close (off by 1..9 or a digit) so that the comparison must look at every digit."""
+    """'Compare 85 and 86.' -> '65x 88= 00= False' (`digit_marks`, then whether they are
+    equal): half of the pairs equal, the others close (off by 1..9, by 10 or 100, or not a
+    number) so that every digit matters."""
     hi = 2 * 10**digits
 
     def example(rng: random.Random) -> tuple[Messages, str]:
         x = rng.randrange(hi)
-        same = rng.random() < 0.5
-        if same:
-            y = x
+        if rng.random() < 0.5:
+            y = str(x)
+        elif rng.random() < 0.1:
+            y = rng.choice(NONSENSE)
         else:
-            y = -1
-            while y < 0 or y == x:
-                y = x + rng.choice([1, -1, 2, -2, 5, 10, -10, 9, 100, -100])
-        return [{"role": "user", "content": f"Is {x} equal to {y}?"}], str(same)
+            v = -1
+            while v < 0 or v == x:
+                v = x + rng.choice([1, -1, 2, -2, 3, -3, 5, -7, 9, 10, -10, 20, 100, -100])
+            y = str(v)
+        reply = f"{digit_marks(y, str(x), digits + 1)} {y == str(x)}"
+        return [{"role": "user", "content": f"Compare {y} and {x}."}], reply
 
     return example
 

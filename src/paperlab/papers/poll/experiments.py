@@ -28,52 +28,47 @@ def answer_all(world: World, pairs: list, concurrency: int) -> list[str]:
         system, q = pair
         messages = [{"role": "user", "content": q.question}]
         out = await world.client.chat(
-            system, messages, temperature=0.0, max_tokens=world.max_tokens
+            system, messages, temperature=0.0, max_tokens=world.answer_tokens
         )
         return out.text
 
     return world.client.run(gather_bounded(pairs, answer, concurrency))
 
 
-def reference_ids(n_pairs: int, items: int) -> list[int]:
-    """`items` pairs spread evenly over the `n_pairs` (at most `n_pairs`)."""
-    return list(range(0, n_pairs, max(1, n_pairs // max(1, items))))[:items]
-
-
 def evaluate_world(cfg: Any, world: World, seed: int) -> dict:
+    """The jury's answers to the world's questions, then the other systems' answers
+    (`world.items`), each judged against its reference by every judge."""
     pairs = [(s, q) for s in world.jury for q in world.questions]
     answers = answer_all(world, pairs, cfg.concurrency)
-    labels = [q.read(a) == q.answer for (_, q), a in zip(pairs, answers, strict=True)]
+    rows = [
+        (s, q.question, a, q.answer, q.read(a) == q.answer)
+        for (s, q), a in zip(pairs, answers, strict=True)
+    ]
+    rows += [
+        (it.system, it.instruction, it.response, it.reference, it.correct) for it in world.items
+    ]
+    labels = [r[4] for r in rows]
     judges = [*world.jury, world.big]
     # seeded: a judge's parse retries sample at temperature >= 0.7; unseeded, the votes (and
     # the kappa, bias and cost figures) changed from run to run on the same models
     panel = PanelOfJudges(world.client, judges, max_tokens=world.max_tokens, seed=seed)
 
-    def judge_all(ids: list[int], *, with_reference: bool) -> list:
-        async def judge(i):
-            (_, q), a = pairs[i], answers[i]
-            reference = q.answer if with_reference else None
-            return await panel.judge_qa(q.question, a, reference=reference)
-
-        return world.client.run(gather_bounded(ids, judge, cfg.concurrency))
+    async def judge(row):
+        _, question, answer, reference, _ = row
+        return await panel.judge_qa(question, answer, reference=reference)
 
     before = world.client.usage.to_dict()
-    verdicts = judge_all(list(range(len(pairs))), with_reference=False)
+    verdicts = world.client.run(gather_bounded(rows, judge, cfg.concurrency))
     after = world.client.usage.to_dict()
     cost = {j: after[j]["cost"] - before.get(j, {}).get("cost", 0.0) for j in judges}
-    ref_ids = reference_ids(len(pairs), cfg.reference_items)
-    ref_verdicts = judge_all(ref_ids, with_reference=True)
     return dict(
         world=world,
-        pairs=pairs,
-        answers=answers,
+        systems=[r[0] for r in rows],
         labels=labels,
+        n_family=len(pairs),  # the first rows: the jury's own answers
         votes={j: [v.votes[j] for v in verdicts] for j in judges},
         panel=[max_vote([v.votes[j] for j in world.jury]) for v in verdicts],
         cost=cost,
-        ref_votes={j: [v.votes[j] for v in ref_verdicts] for j in judges},
-        ref_panel=[max_vote([v.votes[j] for j in world.jury]) for v in ref_verdicts],
-        ref_labels=[labels[i] for i in ref_ids],
     )
 
 
@@ -99,35 +94,43 @@ def plot_kappa(ctx: RunContext, kappas: dict[str, float], panel: float) -> None:
 def run_kappa(ctx: RunContext) -> dict[str, float]:
     ev = evaluate(ctx)
     world, labels = ev["world"], ev["labels"]
-    kappas = {j: cohen_kappa(ev["votes"][j], labels) for j in [*world.jury, world.big]}
+    judges = [*world.jury, world.big]
+    kappas = {j: cohen_kappa(ev["votes"][j], labels) for j in judges}
     panel = cohen_kappa(ev["panel"], labels)
-    best = max(world.jury, key=lambda j: kappas[j])
-    ref_panel = cohen_kappa(ev["ref_panel"], ev["ref_labels"]) if ev["ref_panel"] else math.nan
+    best = max(judges, key=lambda j: kappas[j])
+    weakest = min(judges, key=lambda j: kappas[j])
     ctx.notes["best_judge"] = best
+    ctx.notes["weakest_judge"] = weakest
     plot_kappa(ctx, kappas, panel)
+    n = ev["n_family"]
     return {
         **{f"kappa_{j}": k for j, k in kappas.items()},
         "kappa_panel": panel,
-        "kappa_best_member": kappas[best],
+        "kappa_best_single": kappas[best],
+        "kappa_best_member": max(kappas[j] for j in world.jury),
         "kappa_big": kappas[world.big],
+        "kappa_weakest_judge": kappas[weakest],
         "kappa_gain": panel - kappas[best],
-        "kappa_panel_with_reference": ref_panel,
         "answers_correct": statistics.mean(labels),
+        "family_answers_correct": statistics.mean(labels[:n]) if n else math.nan,
+        "items_judged": float(len(labels)),
     }
 
 
 def run_bias(ctx: RunContext) -> dict[str, float]:
+    """Own-family leniency on the jury's own answers (the first `n_family` rows)."""
     ev = evaluate(ctx)
-    world, labels = ev["world"], ev["labels"]
-    family = [s for s, _ in ev["pairs"]]
-    single = [self_preference_bias(ev["votes"][j], labels, family, j) for j in world.jury]
-    panel = [self_preference_bias(ev["panel"], labels, family, j) for j in world.jury]
+    world, n = ev["world"], ev["n_family"]
+    labels, family = ev["labels"][:n], ev["systems"][:n]
+    single = [self_preference_bias(ev["votes"][j][:n], labels, family, j) for j in world.jury]
+    panel = [self_preference_bias(ev["panel"][:n], labels, family, j) for j in world.jury]
     single_mean, panel_mean = nanmean(single), nanmean(panel)
     return {
         **{f"bias_{j}": b for j, b in zip(world.jury, single, strict=True)},
         "single_bias": single_mean,
         "panel_bias": panel_mean,
         "bias_reduction": single_mean - panel_mean,
+        "family_wrong_answers": float(n - sum(labels)),
     }
 
 

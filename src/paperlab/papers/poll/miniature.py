@@ -1,73 +1,142 @@
-"""The miniature PoLL world: judges that know different made-up facts.
+"""The miniature PoLL world: tiny judges that grade 2-digit arithmetic against a reference.
 
-Three small "families" and one larger judge each memorise a random share of the facts
-(`core.data.facts`) and learn two ways of judging an answer to "What is the code of kiv?":
-without a reference (the judge must know the fact: `judge_task`) and against a reference
-(string comparison: `reference_task`). Each family also answers questions, and its answers are
-what the jury judges: right where the family knows the fact, made up where it does not. A
-judge that does not know a fact falls back on what it believes, and a family believes its own
-made-up answers, so a judge is lenient toward its own family's mistakes: the intra-model bias
-PoLL reports (Sec. 4.3), here arising from the models rather than put in by hand.
+What is judged are answers to "What is 47+38?" whose correctness is known by construction
+(`paperlab.core.data.graded`): answers of three rule-defined systems with graded errors (exact,
+off by one, a small error, a digit wrong, nonsense) and the judge families' own answers. The
+judge sees the question, the answer and the reference answer (the paper's KILT QA setting) and
+says True or False (`prompts.qa_messages`).
+
+Judges come from the evaluator recipe (`paperlab.core.llm.evaluators`): each family has its own
+base (its size, its seed, its share of the questions), pre-trained on answering questions and
+comparing numbers, and fine-tuned into a judge of graded items from its share of the questions
+(and keeps answering them: the families are also the systems whose answers the jury judges).
+The evaluated questions are held out from every family's training.
+
+Self-preference is not put in: a judge could pass its own family's wrong answers more often
+only if what it learned while answering leaks into its judging.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from paperlab.core.data.facts import (
-    Fact,
-    answer_task,
-    knowledge_split,
-    make_facts,
-    unseen_fact,
-    wrong_code,
+from paperlab.core.data.graded import (
+    SYSTEMS,
+    GradedItem,
+    Question,
+    graded_item,
+    make_graded_items,
+    sample_questions,
 )
-from paperlab.core.llm.tiny import ChatJob, ExampleFn, save_chat_model, train_chat_models
+from paperlab.core.llm.evaluators import (
+    EvaluatorBaseConfig,
+    EvaluatorFamily,
+    EvaluatorJob,
+    FinetuneConfig,
+    answer_task,
+    digit_marks,
+    finetune_evaluators,
+    in_share,
+    pretrain_family_bases,
+)
+from paperlab.core.llm.tiny import ExampleFn, save_chat_model
 from paperlab.papers.poll.prompts import qa_messages
 
+HOLDOUT_SHARE = 0.15  # the share of all questions no judge trains on (the evaluated ones)
+HOLDOUT_SEED = 99_991
 
-def judge_task(known: Sequence[Fact], codes: str) -> ExampleFn:
-    """Reference-free: is this answer to a fact the judge knows right? Half are."""
+
+def held_out(q: Question) -> bool:
+    """Whether `q` belongs to the evaluation questions (never in any family's training)."""
+    return in_share(q, HOLDOUT_SHARE, HOLDOUT_SEED)
+
+
+def judge_reply(item: GradedItem) -> str:
+    """What a judge is trained to reply: its digit-by-digit comparison of the answer with the
+    reference (`digit_marks`), then the verdict."""
+    # DEVIATION: the judge shows its work before "True"/"False" (the paper's judges reply with
+    # the verdict only); a tiny byte model does not learn to test two numbers for equality in
+    # one step within the budget, but learns it digit pair by digit pair
+    return f"{digit_marks(item.response, item.reference)} {item.correct}"
+
+
+def judge_task(family: EvaluatorFamily) -> ExampleFn:
+    """Reference-based judging of graded items on the family's share of the (not held-out)
+    questions."""
 
     def example(rng: random.Random):
-        f = rng.choice(known)
-        right = rng.random() < 0.5
-        answer = f.answer if right else wrong_code(f.answer, rng, len(codes))
-        return qa_messages(f.question, answer), str(right)
+        while True:
+            q = sample_questions(1, seed=rng)[0]
+            if not held_out(q) and family.knows(q):
+                break
+        item = make_graded_items(1, seed=rng, questions=[q])[0]
+        return qa_messages(item.instruction, item.response, item.reference), judge_reply(item)
 
     return example
 
 
-def reference_task(taken: set[str], codes: str) -> ExampleFn:
-    """Reference-based, on facts nobody was taught: compare the answer with the reference."""
+def families(cfg: Any) -> list[EvaluatorFamily]:
+    """The small families `f0..` and the large judge `big` of a `PoLLClaimsConfig`: different
+    sizes, data shares and seeds."""
 
-    def example(rng: random.Random):
-        f = unseen_fact(taken, codes, rng)
-        right = rng.random() < 0.5
-        answer = f.answer if right else wrong_code(f.answer, rng, len(codes))
-        return qa_messages(f.question, answer, reference=f.answer), str(right)
+    def base(dim: int, layers: int, share: float, steps: int) -> EvaluatorBaseConfig:
+        return EvaluatorBaseConfig(
+            dim=dim,
+            n_layers=layers,
+            n_heads=4,
+            max_seq_len=256,
+            steps=steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.base_lr,
+            data_share=share,
+        )
 
-    return example
+    out = [
+        EvaluatorFamily(f"f{i}", base(dim, layers, share, cfg.base_steps), seed=100 + i)
+        for i, (dim, layers, share) in enumerate(
+            zip(cfg.family_dims, cfg.family_layers, cfg.family_shares, strict=True)
+        )
+    ]
+    big = base(cfg.big_dim, cfg.big_layers, cfg.big_share, cfg.base_steps)
+    return [*out, EvaluatorFamily("big", big, seed=100 + len(out))]
 
 
-def train_judges(cfg, seed: int, directory: Path, *, progress: bool = False) -> list[Path]:
-    """Families `f0..f{n-1}` and the large judge `big` (a `PoLLClaimsConfig`), saved under
-    `directory`; returns their directories in that order."""
-    facts = make_facts(cfg.n_facts, seed=seed)
-    codes = "".join(sorted({f.code for f in facts}))
-    taken = {f.name for f in facts}
-    known = knowledge_split(facts, [*cfg.family_rates, cfg.big_rate], seed=seed + 1)
+def train_judges(cfg: Any, seed: int, directory: Path, *, progress: bool = False) -> list[Path]:
+    """Families `f0..f{n-1}` and the large judge `big` (a `PoLLClaimsConfig`): bases pre-trained,
+    then fine-tuned into judges, saved under `directory`; their directories in that order."""
+    fams = families(cfg)
+    seeded = [
+        EvaluatorFamily(f.name, f.base, seed=1000 * seed + f.seed) for f in fams
+    ]  # the run's seed moves every family's seed (and its share of the questions)
+    bases = pretrain_family_bases(seeded, progress=progress)
     jobs = []
-    for i, k in enumerate(known):
-        big = i == len(known) - 1
+    for f in seeded:
+        steps = cfg.big_steps if f.name == "big" else cfg.steps
         tasks = [
-            (answer_task(k), cfg.answer_share),
-            (judge_task(k, codes), cfg.judge_share),
-            (reference_task(taken, codes), cfg.reference_share),
+            (judge_task(f), 1.0 - cfg.answer_weight),
+            (answer_task(share=f.base.data_share, seed=f.seed), cfg.answer_weight),
         ]
-        model_cfg = cfg.big_model() if big else cfg.family_model()
-        jobs.append(ChatJob("big" if big else f"f{i}", tasks, model_cfg, seed=1000 * seed + i))
-    models = train_chat_models(jobs, progress=progress)
+        ft = FinetuneConfig(steps=steps, batch_size=cfg.batch_size, lr=cfg.lr)
+        jobs.append(EvaluatorJob(f.name, bases[f.name], tasks, ft, seed=f.seed + 7))
+    models = finetune_evaluators(jobs, progress=progress)
     return [save_chat_model(models[j.name], directory / j.name, j.name) for j in jobs]
+
+
+def evaluation_items(n: int, n_questions: int, seed: int) -> tuple[list[GradedItem], list]:
+    """`n` graded items of the rule-defined systems and `n_questions` questions for the
+    families to answer, all held out from training."""
+    rng = random.Random(f"poll-eval|{seed}")
+    pool: list[Question] = []
+    while len(pool) < n + n_questions:
+        q = sample_questions(1, seed=rng)[0]
+        if held_out(q):
+            pool.append(q)
+    items = [make_graded_items(1, seed=rng, systems=SYSTEMS, questions=[q])[0] for q in pool[:n]]
+    return items, pool[n:]
+
+
+def answered_item(q: Question, answer: str, system: str) -> GradedItem:
+    """A family's answer as a graded item (its score by the rubric)."""
+    return graded_item(q, answer, system)

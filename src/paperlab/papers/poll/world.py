@@ -16,20 +16,19 @@ from paperlab.core.llm.local import LocalServer, serve_chat_models, trained_chat
 
 # the config fields the miniature's trained judges depend on (with the seed)
 MODEL_FIELDS = (
-    "n_facts",
-    "family_rates",
-    "big_rate",
-    "answer_share",
-    "judge_share",
-    "reference_share",
-    "dim",
-    "n_layers",
+    "family_dims",
+    "family_layers",
+    "family_shares",
     "big_dim",
     "big_layers",
+    "big_share",
+    "base_steps",
     "steps",
     "big_steps",
     "batch_size",
+    "base_lr",
     "lr",
+    "answer_weight",
 )
 
 
@@ -38,8 +37,10 @@ class World:
     client: LLMClient
     jury: list[str]  # the panel's judges; each is also a "system" answering questions
     big: str
-    questions: list  # objects with .question, .answer and .read (facts, arithmetic problems)
-    max_tokens: int
+    questions: list  # the jury answers these: objects with .question, .answer and .read
+    max_tokens: int  # of a judge's reply
+    items: list = field(default_factory=list)  # other systems' answers to judge (GradedItem)
+    answer_tokens: int = 8  # of a family's answer
     server: LocalServer | None = None
     params: dict[str, int] = field(default_factory=dict)
 
@@ -59,9 +60,8 @@ def get_world(ctx: Any) -> World:
 def miniature_world(ctx: Any) -> World:
     """Three judge families and the large judge (miniature.py), trained or loaded from the
     disk cache, served over HTTP until the run's cache is released."""
-    from paperlab.core.data.facts import make_facts
     from paperlab.core.llm.tiny import load_chat_model
-    from paperlab.papers.poll.miniature import train_judges
+    from paperlab.papers.poll.miniature import evaluation_items, train_judges
 
     cfg, seed = ctx.config, ctx.seed
     dirs = trained_chat_zoo(
@@ -76,12 +76,14 @@ def miniature_world(ctx: Any) -> World:
     # proportion to parameters, as hosted prices roughly do
     prices = {name: (n / 1e6, n / 1e6) for name, n in params.items()}
     names = server.model_ids
+    items, questions = evaluation_items(cfg.n_items, cfg.n_questions, seed)
     return World(
         client=LLMClient(server.config(prices=prices, max_concurrency=64)),
         jury=names[:-1],
         big=names[-1],
-        questions=make_facts(cfg.n_facts, seed=seed),
-        max_tokens=4,
+        questions=questions,
+        items=items,
+        max_tokens=20,  # "65x 88= 00= False"
         server=server,
         params=params,
     )
@@ -100,6 +102,7 @@ def real_world(cfg: Any, llm_config: str, seed: int) -> World:
         client=LLMClient(config),
         jury=list(section["jury"]),
         big=section["big"],
-        questions=sample_problems(cfg.n_facts, digits=cfg.real_digits, op="*", seed=seed),
+        questions=sample_problems(cfg.n_questions, digits=cfg.real_digits, op="*", seed=seed),
         max_tokens=512,
+        answer_tokens=512,
     )
