@@ -42,8 +42,8 @@ class MoAClaimsConfig:
     n_layers: int = 2
     # the shared base learns to read references (miniature.py): first mostly-right ones (where
     # to look), then noisy ones (how to weigh them)
-    base_easy_steps: int = 300
-    base_steps: int = 700
+    base_easy_steps: int = 500
+    base_steps: int = 500
     proposer_steps: int = 300  # each model's own facts
     batch_size: int = 32
     lr: float = 5e-3
