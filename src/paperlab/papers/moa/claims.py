@@ -10,6 +10,10 @@
 (4) parallel:  proposers of a layer run concurrently: the wall time of a query is the sum of
                each layer's slowest call (parallel efficiency >= 0.9).
 
+(1) and (2) are judged only when the miniature is powered: given layer 1's references, the
+aggregator (MoA-Lite's answer) must score at least what a majority vote over the same
+references scores (MIN_AGGREGATOR_VS_MAJORITY); else they are inconclusive.
+
 Miniature: the models are tiny chat models trained here on made-up facts (miniature.py),
 trained once per config (and kept in the disk cache), served by `paperlab serve` in a child
 process until the paper's run ends, and queried over HTTP with the real client, so the whole

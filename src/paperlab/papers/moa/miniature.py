@@ -9,7 +9,8 @@ models' responses as references in the system message (`synthesise_task`, the pr
 `prompts.with_references`). The aggregator learns the same two tasks with more weight on the
 second. Training references are noisy: each is the right code with a probability drawn per
 example, else a made-up one, so a model learns to weigh them (and its own memory), not to copy
-the first.
+the first. The shared base learns to read them with a curriculum: mostly-right references
+first, then noisy ones (`train_models`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     under `directory`; return their directories, proposers first.
 
     DEVIATION (compute): all models start from one base trained only on synthesising
-    references about unseen facts (the skill is slow to learn and the same for everyone), then
+    references about unseen facts (the skill is slow to learn and the same for everyone; first
+    `base_easy_steps` on mostly-right references, then `base_steps` on noisy ones), then
     each learns its own facts, with some synthesis examples mixed in, for `proposer_steps`.
     Their knowledge (hence their mistakes) comes from those separate fine-tuning sets."""
     facts = make_facts(cfg.n_facts, seed=seed)
