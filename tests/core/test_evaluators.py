@@ -29,6 +29,7 @@ from paperlab.core.llm.evaluators import (
     answer_task,
     base_codec,
     compare_task,
+    digit_marks,
     finetune_evaluator,
     finetune_evaluators,
     in_share,
@@ -157,10 +158,25 @@ def test_base_tasks_give_right_replies():
         q = Question(int(a), int(b), op)
         assert reply == q.answer and in_share(q, 0.3, seed=5)
     compare = compare_task()
-    for _ in range(50):
+    replies = []
+    for _ in range(200):
         messages, reply = compare(rng)
-        x, y = messages[0]["content"].removeprefix("Is ").rstrip("?").split(" equal to ")
-        assert reply == str(x == y)
+        y, x = messages[0]["content"].removeprefix("Compare ").rstrip(".").split(" and ")
+        assert reply == f"{digit_marks(y, x)} {x == y}"
+        replies.append(reply)
+    assert 0.35 < sum(r.endswith("True") for r in replies) / len(replies) < 0.65
+
+
+def test_digit_marks_compare_digit_by_digit_units_first():
+    assert digit_marks("86", "85") == "65x 88= 00="
+    assert digit_marks("85", "85") == "55= 88= 00="
+    assert digit_marks("185", "85") == "55= 88= 10x"
+    assert digit_marks("no idea", "7") == "-7x -0x -0x"
+    assert digit_marks("1234", "34", width=4) == "44= 33= 20x 10x"
+    with pytest.raises(ValueError, match="reference"):
+        digit_marks("1", "none")
+    with pytest.raises(ValueError, match="width"):
+        digit_marks("1", "1", width=0)
 
 
 # -- training -----------------------------------------------------------------------------------

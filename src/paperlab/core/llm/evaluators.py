@@ -14,23 +14,31 @@ The recipe has three parts:
   a weighted list of `ExampleFn`s (rng -> (messages, reply)); the caller writes the prompts and
   the replies (`"True"`, `"feedback [RESULT] 4"`, `"... [RESULT] A"`, ...).
   `finetune_evaluators(jobs)` trains several at once on worker threads.
+- **Show the work.** A tiny byte model does not learn to test two numbers for equality in one
+  step within a CPU budget (trained to reply `True`/`False` alone, judges stayed at chance for
+  900 steps), but it learns to compare two adjacent digits: let the reply start with
+  `digit_marks(response, reference)` (`"65x 88= 00="` for 86 against 85), as the base's
+  `compare_task` does, then give the verdict or the score.
 - **Families.** `EvaluatorFamily(name, base, seed)`: a base config (size, schedule, data share)
   and a seed. Different families see different shares of the questions, start from different
   seeds and have different sizes, so they make different mistakes: what a jury needs.
   `pretrain_family_bases(families)` trains their bases at once.
 
-Example (tiny sizes; the defaults grade well):
+Example (tiny sizes, seconds; with the default sizes and schedules, PoLL's judges built this
+way reach Cohen's kappa 0.5-1 against exact labels, `paperlab/papers/poll/README.md`):
 
     from paperlab.core.data.graded import make_graded_items
     from paperlab.core.llm.evaluators import (EvaluatorBaseConfig, FinetuneConfig,
-        finetune_evaluator, pretrain_evaluator_base)
+        digit_marks, finetune_evaluator, pretrain_evaluator_base)
 
     base = pretrain_evaluator_base(EvaluatorBaseConfig(steps=50), seed=0)
 
     def absolute(rng):                       # an ExampleFn: rng -> (messages, reply)
         item = make_graded_items(1, seed=rng)[0]
-        prompt = f"{item.instruction}\\nResponse: {item.response}\\nScore 1-5:"
-        return [{"role": "user", "content": prompt}], f"[RESULT] {item.score}"
+        prompt = (f"{item.instruction}\\nResponse: {item.response}\\n"
+                  f"Reference: {item.reference}\\nScore 1-5:")
+        work = digit_marks(item.response, item.reference)
+        return [{"role": "user", "content": prompt}], f"{work} [RESULT] {item.score}"
 
     judge = finetune_evaluator(base, [(absolute, 1.0)], FinetuneConfig(steps=50), seed=0)
     # same names and shapes as base: judge.state_dict().keys() == base.state_dict().keys()
@@ -94,10 +102,10 @@ class EvaluatorBaseConfig:
     n_layers: int = 3
     n_heads: int = 4
     max_seq_len: int = 384
-    steps: int = 1500
+    steps: int = 300
     batch_size: int = 32
     lr: float = 1e-2
-    warmup: int = 50
+    warmup: int = 30
     weight_decay: float = 0.0
     data_share: float = 1.0
     digits: int = 2
@@ -150,7 +158,7 @@ class EvaluatorBaseConfig:
 class FinetuneConfig:
     """The schedule of fine-tuning a base into an evaluator (the architecture is the base's)."""
 
-    steps: int = 600
+    steps: int = 250
     batch_size: int = 32
     lr: float = 3e-3
     warmup: int = 20

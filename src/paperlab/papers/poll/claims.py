@@ -39,10 +39,10 @@ class PoLLClaimsConfig:
     big_layers: int = 2
     big_share: float = 0.8
     base_steps: int = 300  # pre-training of each family's base (short examples)
-    steps: int = 250  # fine-tuning a small family's base into a judge
+    steps: int = 200  # fine-tuning a small family's base into a judge
     big_steps: int = 300
     batch_size: int = 32
-    base_lr: float = 1e-2
+    base_lr: float = 1e-2  # at width 64; wider models train at 64/dim of it (miniature.lr_scale)
     lr: float = 3e-3
     answer_weight: float = 0.1  # fine-tuning keeps answering (the families are systems too)
     n_items: int = 200  # held-out answers of the rule-defined systems, judged
