@@ -78,3 +78,50 @@ def test_verdicts():
     assert claims.judge_merge({**merge, "merge_gain": -0.01})[0] == "inconclusive"
     assert claims.judge_merge({**merge, "merge_gain": -0.1})[0] == "fails"
     assert claims.judge_merge({**merge, "merge_gain": 0.05})[0] == "holds"
+
+
+def test_digit_check_compares_digit_by_digit_units_first():
+    assert miniature.digit_check("86", "85") == "65x 88= 00="
+    assert miniature.digit_check("122", "122") == "22= 22= 11="
+    assert miniature.digit_check("no idea", "7") == "-7x -0x -0x"
+    with pytest.raises(ValueError, match="reference"):
+        miniature.digit_check("3", "none")
+
+
+def test_relative_feedback_scores_each_response():
+    messages, reply = miniature.relative_example(random.Random(3))
+    text = messages[0]["content"]
+    ref = text.split("Reference: ")[1].split("\n")[0]
+    a = text.split("\nA: ")[1].split("\n")[0]
+    b = text.split("\nB: ")[1].split("\n")[0]
+    feedback = parse_relative(reply).feedback
+    assert feedback.startswith(f"A {miniature.digit_check(a, ref)} {grade(ref, a)}, B ")
+    assert feedback.rstrip().endswith(f"{miniature.digit_check(b, ref)} {grade(ref, b)}")
+
+
+def test_base_and_finetune_fields_are_all_set_by_the_config():
+    """Every field of the base and fine-tuning configs comes from prometheus2's config (or is
+    pinned in claims.py): a change of core's defaults must not move prometheus2's figures."""
+    from dataclasses import asdict
+
+    cfg = claims.Prometheus2ClaimsConfig(
+        dim=48, n_layers=2, n_heads=2, max_seq_len=160, base_steps=7, base_lr=0.02,
+        base_warmup=3, answer_weight=0.4, compare_weight=0.6, expert_steps=5,
+        finetune_lr=0.001, finetune_warmup=2, batch_size=8,
+    )  # fmt: skip
+    assert asdict(cfg.base_config()) == dict(
+        dim=48, n_layers=2, n_heads=2, max_seq_len=160, steps=7, batch_size=8, lr=0.02,
+        warmup=3, weight_decay=0.0, data_share=1.0, digits=2, ops="+-", answer_weight=0.4,
+        compare_weight=0.6,
+    )  # fmt: skip
+    assert asdict(cfg.finetune_config(2)) == dict(
+        steps=10, batch_size=8, lr=0.001, warmup=2, weight_decay=0.0
+    )
+
+
+def test_the_base_is_cached_under_its_own_fields():
+    from paperlab.papers.prometheus2 import experiments
+
+    cfg = claims.Prometheus2ClaimsConfig()
+    assert set(experiments.base_spec(cfg)) < set(experiments.model_spec(cfg))
+    assert "expert_steps" not in experiments.base_spec(cfg)

@@ -30,17 +30,25 @@ from paperlab.papers.prometheus2 import experiments
 
 @dataclass
 class Prometheus2ClaimsConfig:
+    # every field of the base and of the fine-tuning is set here, not left to the defaults of
+    # `paperlab.core.llm.evaluators` (so a change there does not move these figures)
     dim: int = 64
     n_layers: int = 3
-    base_steps: int = 1000
-    expert_steps: int = 400
-    batch_size: int = 32
+    n_heads: int = 4
+    max_seq_len: int = 192  # the longest prompt + reply of the miniature is ~110 bytes
+    base_steps: int = 600
     base_lr: float = 1e-2
+    base_warmup: int = 50
+    answer_weight: float = 0.3  # the base's mix: answering the questions / comparing numbers
+    compare_weight: float = 0.7
+    expert_steps: int = 400
     finetune_lr: float = 3e-3
-    eval_items: int = 120
-    eval_pairs: int = 120
+    finetune_warmup: int = 20
+    batch_size: int = 32
+    eval_items: int = 60
+    eval_pairs: int = 60
     temperature: float = 1.0  # the official sampling (top_p 0.9)
-    parse_retries: int = 3
+    parse_retries: int = 1  # DEVIATION: official 10; grading time (README, "Time")
     concurrency: int = 16
     workers: int = 2
 
@@ -58,6 +66,7 @@ class Prometheus2ClaimsConfig:
         if self.parse_retries < 0 or self.concurrency < 1 or self.workers < 1:
             raise ValueError("prometheus2: parse_retries >= 0, concurrency and workers >= 1")
         self.base_config()
+        self.finetune_config(1)
 
     def base_config(self):
         from paperlab.core.llm.evaluators import EvaluatorBaseConfig
@@ -66,9 +75,33 @@ class Prometheus2ClaimsConfig:
             return EvaluatorBaseConfig(
                 dim=self.dim,
                 n_layers=self.n_layers,
+                n_heads=self.n_heads,
+                max_seq_len=self.max_seq_len,
                 steps=self.base_steps,
                 batch_size=self.batch_size,
                 lr=self.base_lr,
+                warmup=self.base_warmup,
+                weight_decay=0.0,
+                data_share=1.0,
+                digits=2,
+                ops="+-",
+                answer_weight=self.answer_weight,
+                compare_weight=self.compare_weight,
+            )
+        except ValueError as e:
+            raise ValueError(f"prometheus2: {e}") from None
+
+    def finetune_config(self, scale: int):
+        """The experts' schedule (`scale` 1); the joint model's is `scale` 2 (Sec. 6)."""
+        from paperlab.core.llm.evaluators import FinetuneConfig
+
+        try:
+            return FinetuneConfig(
+                steps=scale * self.expert_steps,
+                batch_size=self.batch_size,
+                lr=self.finetune_lr,
+                warmup=self.finetune_warmup,
+                weight_decay=0.0,
             )
         except ValueError as e:
             raise ValueError(f"prometheus2: {e}") from None

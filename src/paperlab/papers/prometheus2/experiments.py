@@ -16,20 +16,46 @@ from paperlab.core.stats import pearson
 from paperlab.papers.prometheus2 import miniature
 from paperlab.papers.prometheus2.judge import PrometheusJudge, SamplingConfig
 
-# the config fields the trained evaluators depend on (with the seed): the cache key
-MODEL_FIELDS = (
+# the config fields the base depends on (with the seed): its cache key
+BASE_FIELDS = (
     "dim",
     "n_layers",
+    "n_heads",
+    "max_seq_len",
     "base_steps",
-    "expert_steps",
-    "batch_size",
     "base_lr",
-    "finetune_lr",
+    "base_warmup",
+    "answer_weight",
+    "compare_weight",
+    "batch_size",
 )
+# ... and the fine-tuned evaluators (the experts, the joint model, the merges)
+MODEL_FIELDS = (*BASE_FIELDS, "expert_steps", "finetune_lr", "finetune_warmup")
+
+
+def base_spec(cfg: Any) -> dict[str, Any]:
+    return {name: getattr(cfg, name) for name in BASE_FIELDS}
 
 
 def model_spec(cfg: Any) -> dict[str, Any]:
     return {name: getattr(cfg, name) for name in MODEL_FIELDS}
+
+
+def shared_base(ctx: RunContext) -> Any:
+    """The evaluators' base, pre-trained once per run and kept in the disk cache."""
+    from paperlab.core.llm.evaluators import base_codec, pretrain_evaluator_base
+
+    bcfg = ctx.config.base_config()
+    base, _ = ctx.shared(
+        "prometheus2-base",
+        lambda: (
+            pretrain_evaluator_base(bcfg, seed=ctx.seed, device=ctx.device, progress=ctx.progress),
+            {},
+        ),
+        spec=base_spec(ctx.config),
+        codec=base_codec(bcfg, kind="prometheus2-base"),
+    )
+    return base
 
 
 def evaluate(ctx: RunContext) -> dict[str, dict[str, float]]:
@@ -44,7 +70,9 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
         ctx.cache,
         "prometheus2-evaluators",
         (model_spec(cfg), seed),
-        lambda folder: miniature.train_evaluators(cfg, seed, folder, progress=ctx.progress),
+        lambda folder: miniature.train_evaluators(
+            cfg, seed, folder, base=shared_base(ctx), device=ctx.device, progress=ctx.progress
+        ),
     )
     server = serve_chat_models(ctx.cache, dirs)
     client = LLMClient(server.config(max_concurrency=cfg.concurrency))
@@ -55,7 +83,7 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
     sampling = SamplingConfig(
         temperature=cfg.temperature,
         top_p=0.9,
-        max_tokens=32,
+        max_tokens=48,  # DEVIATION: official 1024; the longest reply is ~45 bytes
         repetition_penalty=1.0,  # not sent by LLMClient (README); 1.0 says so honestly
         parse_retries=cfg.parse_retries,
     )

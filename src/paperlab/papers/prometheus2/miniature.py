@@ -49,12 +49,25 @@ MERGES: dict[str, dict[str, Any]] = {
 }
 
 
-def _number(response: str) -> str:
-    return read_int(response) or "none"
+def digit_check(response: str, reference: str, width: int = 3) -> str:
+    """The feedback's work: the response's number against the reference, digit by digit, units
+    first; each pair is the response's digit, the reference's digit and `=` or `x` ("86" vs
+    "85": "65x 88= 00="); a response without a number has `-` digits. A tiny model compares
+    two adjacent digits far sooner than two whole numbers, so it writes this out before its
+    score, as Prometheus 2 writes its feedback before "[RESULT]"."""
+    ref = read_int(reference)
+    if ref is None:
+        raise ValueError(f"digit_check: reference {reference!r} holds no integer")
+    got = read_int(response)
+    a = "-" * width if got is None else got.lstrip("-").rjust(width, "0")[-width:]
+    r = ref.lstrip("-").rjust(width, "0")[-width:]
+    return " ".join(a[i] + r[i] + ("=" if a[i] == r[i] else "x") for i in range(width - 1, -1, -1))
 
 
+# DEVIATION: the feedback is this digit check (then, for pairs, each response's score), not
+# free text: the Feedback / Preference Collections' GPT-4 rationales have no analogue here.
 def absolute_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
-    """A graded response -> "86 vs 85 [RESULT] 4" (feedback, then the true score)."""
+    """A graded response -> "65x 88= 00= [RESULT] 4" (feedback, then the true score)."""
     item = make_graded_items(1, seed=rng)[0]
     messages = absolute_messages(
         item.instruction,
@@ -64,7 +77,7 @@ def absolute_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
         template=ABSOLUTE_TEMPLATE,
         system=False,
     )
-    return messages, f"{_number(item.response)} vs {item.reference} [RESULT] {item.score}"
+    return messages, f"{digit_check(item.response, item.reference)} [RESULT] {item.score}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,8 @@ def make_pair(rng: random.Random) -> Pair:
 
 
 def relative_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
-    """A pair -> "86, 85 vs 85 [RESULT] B" (feedback, then the better response)."""
+    """A pair -> "A 65x 88= 00= 4, B 55= 88= 00= 5 [RESULT] B" (feedback: each response checked
+    and scored; then the better response)."""
     p = make_pair(rng)
     messages = relative_messages(
         p.a.instruction,
@@ -99,7 +113,10 @@ def relative_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
         template=RELATIVE_TEMPLATE,
         system=False,
     )
-    feedback = f"{_number(p.a.response)}, {_number(p.b.response)} vs {p.a.reference}"
+    feedback = ", ".join(
+        f"{side} {digit_check(g.response, g.reference)} {g.score}"
+        for side, g in (("A", p.a), ("B", p.b))
+    )
     return messages, f"{feedback} [RESULT] {p.label}"
 
 
@@ -113,34 +130,43 @@ def eval_pairs(n: int, seed: int) -> list[Pair]:
     return [make_pair(rng) for _ in range(n)]
 
 
-def train_evaluators(cfg: Any, seed: int, folder: Path, *, progress: bool = False) -> list[Path]:
-    """Pre-train the base, fine-tune the two experts and the joint model from it, merge the
-    experts every way of `MERGES`; save each as a servable chat-model folder."""
+def train_evaluators(
+    cfg: Any,
+    seed: int,
+    folder: Path,
+    *,
+    base: Any = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> list[Path]:
+    """Fine-tune the two experts and the joint model from `base` (pre-trained here when None),
+    merge the experts every way of `MERGES`; save each as a servable chat-model folder."""
     import torch
 
     from paperlab.core.llm.evaluators import (
         EvaluatorJob,
-        FinetuneConfig,
         finetune_evaluators,
         pretrain_evaluator_base,
     )
     from paperlab.core.llm.tiny import save_chat_model
     from paperlab.papers.prometheus2.merge import merge_state_dicts
 
-    base = pretrain_evaluator_base(cfg.base_config(), seed=seed, progress=progress)
-    ft = FinetuneConfig(steps=cfg.expert_steps, batch_size=cfg.batch_size, lr=cfg.finetune_lr)
+    if base is None:
+        base = pretrain_evaluator_base(
+            cfg.base_config(), seed=seed, device=device, progress=progress
+        )
+    ft = cfg.finetune_config(1)
     # joint training sees as many examples as the two experts together (Sec. 6)
-    joint_ft = FinetuneConfig(
-        steps=2 * cfg.expert_steps, batch_size=cfg.batch_size, lr=cfg.finetune_lr
-    )
+    joint_ft = cfg.finetune_config(2)
+    # the joint model (twice the steps) first: on 2 workers the experts run beside it
     jobs = [
-        EvaluatorJob("absolute", base, [(absolute_example, 1.0)], ft, seed + 1),
-        EvaluatorJob("relative", base, [(relative_example, 1.0)], ft, seed + 2),
         EvaluatorJob(
             JOINT, base, [(absolute_example, 1.0), (relative_example, 1.0)], joint_ft, seed + 3
         ),
+        EvaluatorJob("absolute", base, [(absolute_example, 1.0)], ft, seed + 1),
+        EvaluatorJob("relative", base, [(relative_example, 1.0)], ft, seed + 2),
     ]
-    models = finetune_evaluators(jobs, workers=cfg.workers, progress=progress)
+    models = finetune_evaluators(jobs, workers=cfg.workers, device=device, progress=progress)
     dirs = [save_chat_model(models[name], folder / name, name) for name in (*EXPERTS, JOINT)]
     base_sd = base.state_dict()
     experts = [models[name].state_dict() for name in EXPERTS]
