@@ -84,7 +84,7 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
         temperature=cfg.temperature,
         top_p=0.9,
         max_tokens=48,  # DEVIATION: official 1024; the longest reply is ~45 bytes
-        repetition_penalty=1.0,  # not sent by LLMClient (README); 1.0 says so honestly
+        repetition_penalty=1.0,  # paperlab serve ignores it: 1.0 is what the tiny models get
         parse_retries=cfg.parse_retries,
     )
     out: dict[str, dict[str, float]] = {}
