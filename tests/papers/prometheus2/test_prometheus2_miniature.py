@@ -105,15 +105,36 @@ def test_base_and_finetune_fields_are_all_set_by_the_config():
     from dataclasses import asdict
 
     cfg = claims.Prometheus2ClaimsConfig(
-        dim=48, n_layers=2, n_heads=2, max_seq_len=160, base_steps=7, base_lr=0.02,
-        base_warmup=3, answer_weight=0.4, compare_weight=0.6, expert_steps=5,
-        finetune_lr=0.001, finetune_warmup=2, batch_size=8,
-    )  # fmt: skip
-    assert asdict(cfg.base_config()) == dict(
-        dim=48, n_layers=2, n_heads=2, max_seq_len=160, steps=7, batch_size=8, lr=0.02,
-        warmup=3, weight_decay=0.0, data_share=1.0, digits=2, ops="+-", answer_weight=0.4,
+        dim=48,
+        n_layers=2,
+        n_heads=2,
+        max_seq_len=160,
+        base_steps=7,
+        base_lr=0.02,
+        base_warmup=3,
+        answer_weight=0.4,
         compare_weight=0.6,
-    )  # fmt: skip
+        expert_steps=5,
+        finetune_lr=0.001,
+        finetune_warmup=2,
+        batch_size=8,
+    )
+    assert asdict(cfg.base_config()) == dict(
+        dim=48,
+        n_layers=2,
+        n_heads=2,
+        max_seq_len=160,
+        steps=7,
+        batch_size=8,
+        lr=0.02,
+        warmup=3,
+        weight_decay=0.0,
+        data_share=1.0,
+        digits=2,
+        ops="+-",
+        answer_weight=0.4,
+        compare_weight=0.6,
+    )
     assert asdict(cfg.finetune_config(2)) == dict(
         steps=10, batch_size=8, lr=0.001, warmup=2, weight_decay=0.0
     )
