@@ -25,7 +25,7 @@ from paperlab.papers.moa.experiments import (
     mixtures,
     powering,
 )
-from paperlab.papers.moa.miniature import SHORT_INSTRUCTION, synthesise_task
+from paperlab.papers.moa.miniature import SHORT_INSTRUCTION, agreement_task, synthesise_task
 from paperlab.papers.moa.world import MODEL_FIELDS, World, get_world, model_spec
 
 SMALL = dict(
@@ -82,6 +82,7 @@ def test_model_spec_names_config_fields_and_only_training_ones():
     other = dataclasses.replace(cfg, temperature=0.1, concurrency=3, timing_queries=1)
     assert model_spec(other) == model_spec(cfg)
     assert model_spec(dataclasses.replace(cfg, base_steps=7)) != model_spec(cfg)
+    assert model_spec(dataclasses.replace(cfg, aggregator_agree=0.0)) != model_spec(cfg)
 
 
 def test_presets_build_and_goalposts_are_not_config_fields():
@@ -174,3 +175,29 @@ def test_synthesise_task_reference_counts_and_prompt():
         assert all(r.endswith(f" {reply}") for r in refs)  # p_right 1: every reference right
     with pytest.raises(ValueError, match="min_refs"):
         synthesise_task(facts, taken, max_refs=2, min_refs=3)
+
+
+def test_agreement_task_the_right_code_is_the_strict_plurality_of_one_per_proposer():
+    import random
+    from collections import Counter
+
+    facts = make_facts(20, seed=0)
+    taken = {f.name for f in facts}
+    task = agreement_task(facts, taken, refs=6)
+    rng = random.Random(0)
+    seen_k = set()
+    for _ in range(200):
+        messages, reply = task(rng)
+        system = messages[0]["content"]
+        assert system.startswith(SHORT_INSTRUCTION) and messages[-1]["role"] == "user"
+        codes = [r.split(". ")[1] for r in system.split("Responses:\n")[1].splitlines()]
+        assert len(codes) == 6
+        counts = Counter(codes)
+        assert all(n < counts[reply] for c, n in counts.items() if c != reply)
+        assert messages[-1]["content"].split()[-1][:-1] not in taken  # an unseen fact
+        seen_k.add(counts[reply])
+    assert seen_k == {2, 3, 4, 5, 6}
+    messages, reply = agreement_task(facts, taken, refs=1)(rng)
+    assert messages[0]["content"].endswith(f"1. {reply}")
+    with pytest.raises(ValueError, match="refs"):
+        agreement_task(facts, taken, refs=0)

@@ -42,6 +42,10 @@ class MoAClaimsConfig:
     aggregator_rate: float = 0.5
     proposer_synth: float = 0.2  # share of fine-tuning examples with references
     aggregator_synth: float = 0.5
+    # of the aggregator's reference examples: the share about facts it never saw, with one
+    # reference per proposer and the right code the plurality (miniature.agreement_task); the
+    # rest are noisy references about the facts it knows
+    aggregator_agree: float = 0.5
     dim: int = 64
     n_layers: int = 2
     # the shared base learns to read references (miniature.py): first mostly-right ones (where
@@ -68,6 +72,7 @@ class MoAClaimsConfig:
             self.aggregator_rate,
             self.proposer_synth,
             self.aggregator_synth,
+            self.aggregator_agree,
         ]
         if not all(0.0 <= r <= 1.0 for r in rates):
             raise ValueError("moa: knowledge rates and synth shares must lie in [0, 1]")

@@ -10,7 +10,9 @@ models' responses as references in the system message (`synthesise_task`, the pr
 second. Training references are noisy: each is the right code with a probability drawn per
 example, else a made-up one, so a model learns to weigh them (and its own memory), not to copy
 the first. The shared base learns to read them with a curriculum: mostly-right references
-first, then noisy ones (`train_models`).
+first, then noisy ones (`train_models`). Half of the aggregator's reference examples are the
+situation MoA's layers give it (`agreement_task`: one reference per proposer, the answer the
+code most of them agree on).
 """
 
 from __future__ import annotations
@@ -79,6 +81,34 @@ def synthesise_task(
     return example
 
 
+def agreement_task(
+    known: Sequence[Fact], taken: set[str], *, refs: int, p_unseen: float = 1.0
+) -> ExampleFn:
+    """The references an aggregator meets in MoA: one per proposer (`refs` of them), `k` right
+    (k drawn uniformly from 2..refs; 1 with a single reference), the others made-up codes,
+    none of them given `k` times or more, in random order. About a fact the model has never
+    seen (with `p_unseen`, else one of `known`), the code most references agree on is the only
+    signal, and it is always right: the model learns to weigh references by their agreement.
+    Names in `taken` are never invented."""
+    if refs < 1:
+        raise ValueError(f"agreement_task: need refs >= 1, got {refs}")
+    codes = "".join(sorted({f.code for f in known}))
+
+    def example(rng: random.Random):
+        f = unseen_fact(taken, codes, rng) if rng.random() < p_unseen else rng.choice(known)
+        k = rng.randint(min(2, refs), refs)
+        while True:  # the right code is the strict plurality
+            wrong = [wrong_code(f.answer, rng, len(codes)) for _ in range(refs - k)]
+            if all(wrong.count(c) < k for c in wrong):
+                break
+        shown = [f.answer] * k + wrong
+        rng.shuffle(shown)
+        messages = [{"role": "user", "content": f.question}]
+        return with_references(messages, shown, instruction=SHORT_INSTRUCTION), f.answer
+
+    return example
+
+
 def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> list[Path]:
     """Train proposers `p0..p{n-1}` and the aggregator `agg` (a `MoAClaimsConfig`), save them
     under `directory`; return their directories, proposers first.
@@ -114,7 +144,13 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
         name = "agg" if last else f"p{i}"
         synth = cfg.aggregator_synth if last else cfg.proposer_synth
         read = synthesise_task(k, taken, max_refs=refs, min_refs=few)
-        tasks = [(answer_task(k), 1.0 - synth), (read, synth)]
+        if last:  # the aggregator: on facts it never saw, references as MoA's layers give them
+            read = synthesise_task(k, taken, max_refs=refs, min_refs=few, p_unseen=0.0)
+            agree = agreement_task(k, taken, refs=refs)
+            a = cfg.aggregator_agree
+            tasks = [(answer_task(k), 1.0 - synth), (read, synth * (1 - a)), (agree, synth * a)]
+        else:
+            tasks = [(answer_task(k), 1.0 - synth), (read, synth)]
         jobs.append(ChatJob(name, tasks, cfg.proposer_model(), seed=1000 * seed + i, init=base))
     models = train_chat_models(jobs, progress=progress)
     return [save_chat_model(models[job.name], directory / job.name, job.name) for job in jobs]

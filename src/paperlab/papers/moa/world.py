@@ -22,6 +22,7 @@ MODEL_FIELDS = (
     "aggregator_rate",
     "proposer_synth",
     "aggregator_synth",
+    "aggregator_agree",
     "dim",
     "n_layers",
     "base_easy_steps",
