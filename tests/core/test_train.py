@@ -229,7 +229,16 @@ class SigintDuringStep(torch.optim.SGD):
         return super().step(closure)
 
 
-def test_ctrl_c_during_the_update_finishes_it_and_saves(tmp_path):
+@pytest.fixture
+def default_sigint():
+    """Python's own Ctrl-C handler for the test: an earlier test in the same process may have
+    left another one installed (a server's exit handler), which `train` then defers to."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_the_update_finishes_it_and_saves(tmp_path, default_sigint):
     path = tmp_path / "ckpt.safetensors"
     model = make_model()
     cfg = quiet(steps=10, checkpoint_path=str(path))
