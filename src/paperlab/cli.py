@@ -36,6 +36,10 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "PowerInfer-2: train, convert, plan and run a sparse decoder from disk",
     ),
     "prometheus2": ("paperlab.papers.prometheus2.cli", "Prometheus 2: evaluator grading, merging"),
+    "depth": (
+        "paperlab.papers.depth_anything_v2.cli",
+        "Depth Anything V2: photo -> relative depth; teacher/pseudo-label/student pipeline",
+    ),
 }
 
 EPILOG = """examples:

@@ -41,7 +41,7 @@ class Camera:
         jj, ii = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
         cam = np.stack([(jj - width / 2) / f, -(ii - height / 2) / f, np.ones_like(ii)], -1)
         c, s = np.cos(self.pitch), np.sin(self.pitch)
-        rot = np.array([[1.0, 0.0, 0.0], [0.0, c, s], [0.0, -s, c]])  # tilt the view down
+        rot = np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])  # forward -> (0, -s, c)
         dirs = cam.reshape(-1, 3) @ rot.T
         return np.zeros_like(dirs), dirs
 
@@ -95,8 +95,8 @@ def _hit(obj: Plane | Sphere | Box, o: np.ndarray, d: np.ndarray) -> tuple[np.nd
         t0, t1 = (-b - root) / (2 * a), (-b + root) / (2 * a)
         t = np.where(t0 > 1e-4, t0, np.where(t1 > 1e-4, t1, np.inf))
         t = np.where(disc >= 0, t, np.inf)
-        normal = (o + t[:, None] * d - np.asarray(obj.center)) / obj.radius
-        return t, np.nan_to_num(normal)
+        t_hit = np.where(np.isfinite(t), t, 0.0)[:, None]
+        return t, (o + t_hit * d - np.asarray(obj.center)) / obj.radius
     lo, hi = np.asarray(obj.lo), np.asarray(obj.hi)  # axis-aligned box: the slab method
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / d
