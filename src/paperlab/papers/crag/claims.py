@@ -36,8 +36,8 @@ class CragClaimsConfig:
     reader_dim: int = 64
     reader_layers: int = 3
     reader_seq_len: int = 320
-    reader_steps: int = 900
-    reader_lr: float = 3e-3
+    reader_steps: int = 600
+    reader_lr: float = 5e-3
     reading_weight: float = 0.7  # the rest: closed-book facts
     judge_dim: int = 64
     judge_layers: int = 3

@@ -189,8 +189,8 @@ def figures(prefix: str, items: list, covered: list) -> dict[str, float]:
 
 
 def powering(cfg: Any, seed: int, s: Setup, world: Any, judge: LLMJudge) -> dict[str, float]:
-    """The reader's accuracy given the gold sentence (and two other facts of the entity) and
-    the judge's agreement with exact labels on held-out judged items."""
+    """The reader's accuracy given the gold sentence (ranked first, then two other facts of the
+    entity) and the judge's agreement with exact labels on held-out judged items."""
     rng = random.Random(f"gold|{seed}")
     prompts, golds = [], []
     for i in range(cfg.n_gold):
@@ -198,9 +198,9 @@ def powering(cfg: Any, seed: int, s: Setup, world: Any, judge: LLMJudge) -> dict
         q = make_question(world, "simple", domain, POPULARITY[i % 3], rng)
         e, a = q["paperlab"]["entities"][0], q["paperlab"]["attribute"]
         others = [x.name for x in ATTRIBUTES[domain] if x.name != a]
+        # the gold sentence ranked first, as retrieval ranks it, then two other facts
         refs = [sentence(e, a, q["answer"])]
         refs += [sentence(e, o, world.value(e, o, QUERY_DAY)) for o in rng.sample(others, 2)]
-        rng.shuffle(refs)
         prompts.append(answer_messages(q["query"], "", refs, style=s.style))
         golds.append(q["answer"])
 

@@ -57,7 +57,7 @@ def read_answer(query: str, references: Sequence[str], entity: str, attr: str) -
     """What a faithful reader answers: the value of the first reference stating `attr` of
     `entity`, else "i don't know"."""
     key = f"the {attr} of {entity} is "
-    for ref in references:
+    for ref in references:  # best first
         if ref.startswith(key) and ref.endswith("."):
             return ref[len(key) : -1]
     return IDK
@@ -70,12 +70,13 @@ def lexical_top_k(query: str, chunks: Sequence[str], k: int, rng: random.Random)
     return [c for *_, c in sorted(keyed)[:k]]
 
 
-def kg_facts(world: World, entity: str) -> list[str]:
-    """The KG's sentences about an entity (as `rag.kg_sentences` renders them)."""
+def kg_facts(world: World, entity: str, query: str) -> list[str]:
+    """The KG's sentences about an entity that state an attribute the question names (as
+    `rag.kg_sentences` renders and filters them)."""
     return [
         sentence(entity, a.name, world.value(entity, a.name))
         for a in ATTRIBUTES[world.entities[entity].domain]
-        if world.in_kg(entity, a.name)
+        if world.in_kg(entity, a.name) and f" {a.name} of " in query
     ]
 
 
@@ -96,7 +97,7 @@ def reading_task(train_world: World, *, k: int, kg_k: int, kg_share: float = 0.4
         chunks = list(dict.fromkeys(c for name, day in plan for c in chunks_of(name, day)))
         refs = lexical_top_k(q["query"], chunks, k, rng)
         if rng.random() < kg_share:
-            facts = kg_facts(train_world, entity)
+            facts = kg_facts(train_world, entity, q["query"])
             refs = lexical_top_k(q["query"], facts, kg_k, rng) + refs
         messages = answer_messages(q["query"], "", refs, style="mini")
         return messages, read_answer(q["query"], refs, entity, attr)
@@ -196,8 +197,8 @@ def train_models(
         EvaluatorBaseConfig,
         EvaluatorJob,
         FinetuneConfig,
+        base_tasks,
         finetune_evaluators,
-        pretrain_evaluator_base,
     )
     from paperlab.core.llm.tiny import ChatJob, TinyChatConfig, save_chat_model, train_chat_models
 
@@ -224,10 +225,17 @@ def train_models(
         batch_size=cfg.batch_size,
         digits=3,
     )
-    base = pretrain_evaluator_base(base_cfg, seed=seed, device=device, progress=progress)
-    reader = train_chat_models(
-        [ChatJob(READER, tasks, reader_cfg, seed)], workers=1, device=device, progress=progress
-    )[READER]
+    # the reader and the judge's base at once (two threads), then the judge from its base
+    models = train_chat_models(
+        [
+            ChatJob(READER, tasks, reader_cfg, seed),
+            ChatJob("judge-base", base_tasks(base_cfg, seed), base_cfg.chat_config(), seed),
+        ],
+        workers=2,
+        device=device,
+        progress=progress,
+    )
+    reader, base = models[READER], models["judge-base"]
     judge = finetune_evaluators(
         [
             EvaluatorJob(

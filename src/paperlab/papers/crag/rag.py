@@ -224,7 +224,16 @@ def kg_sentences(api: Any, record: Mapping[str, Any]) -> list[str]:
             entity = api.open_get_entity(name)["result"] or {}
             for key, value in (entity.get("summary_structured") or {}).items():
                 out.append(f"the {key} of {name} is {value}.")
-    return list(dict.fromkeys(out))
+    # the baseline's query planner: keep the facts whose attribute the question names (the
+    # official KG baseline has an LLM extract the entity and the metric asked for)
+    asked = [f for f in dict.fromkeys(out) if _attribute(f) and f" {_attribute(f)} of " in query]
+    return asked
+
+
+def _attribute(fact: str) -> str:
+    """'the eps of kiv is 41.' -> 'eps'."""
+    m = re.match(r"the (.+?) of ", fact)
+    return m[1] if m else ""
 
 
 def _query_date(query_time: str) -> str:
