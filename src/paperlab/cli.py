@@ -40,6 +40,7 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.depth_anything_v2.cli",
         "Depth Anything V2: photo -> relative depth; teacher/pseudo-label/student pipeline",
     ),
+    "crag": ("paperlab.papers.crag.cli", "CRAG: mock KG API, RAG baselines, scoring"),
 }
 
 EPILOG = """examples:
