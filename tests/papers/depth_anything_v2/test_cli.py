@@ -1,4 +1,4 @@
-"""`paperlab depth`: the happy path on a tiny image, one-line errors (exit 2), the pipeline stages."""
+"""`paperlab depth`: a tiny image end to end, one-line errors (exit 2), the pipeline stages."""
 
 from __future__ import annotations
 
@@ -36,8 +36,20 @@ def _one_line_error(capsys) -> str:
 def test_predict_writes_a_colour_map_and_a_16_bit_disparity(tmp_path, checkpoint, capsys):
     photo = _photo(tmp_path / "room.png")
     out = tmp_path / "out"
-    assert main(["depth", str(photo), "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "depth",
+                str(photo),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     colour = Image.open(out / "room_depth.png")
     sixteen = Image.open(out / "room_disparity16.png")
     assert colour.mode == "RGB" and colour.size == (20, 30)
@@ -76,8 +88,9 @@ def test_a_batch_keeps_the_outputs_already_written(tmp_path, checkpoint, capsys)
     _photo(folder / "a.png")
     (folder / "b.png").write_bytes(b"\x89PNG broken")
     out = tmp_path / "out"
-    code = main(["depth", str(folder), "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--no-progress"])  # fmt: skip
+    code = main(
+        ["depth", str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress"]
+    )
     assert code == 2 and "b.png" in _one_line_error(capsys)
     assert (out / "a_depth.png").is_file() and (out / "a_disparity16.png").is_file()
     assert not list(out.glob("b_*")) and not list(out.glob(".*tmp"))
@@ -85,10 +98,34 @@ def test_a_batch_keeps_the_outputs_already_written(tmp_path, checkpoint, capsys)
 
 def test_pipeline_stages_run_in_order_and_resume(tmp_path, capsys):
     work = tmp_path / "work"
-    sizes = ["--size", "16", "--teacher-dim", "16", "--teacher-heads", "2", "--teacher-depth", "4",
-             "--student-dim", "16", "--student-heads", "2", "--teacher-features", "8",
-             "--student-features", "8", "--n-synthetic", "6", "--n-real", "6",
-             "--teacher-steps", "2", "--student-steps", "2", "--batch-size", "2"]  # fmt: skip
+    sizes = [
+        "--size",
+        "16",
+        "--teacher-dim",
+        "16",
+        "--teacher-heads",
+        "2",
+        "--teacher-depth",
+        "4",
+        "--student-dim",
+        "16",
+        "--student-heads",
+        "2",
+        "--teacher-features",
+        "8",
+        "--student-features",
+        "8",
+        "--n-synthetic",
+        "6",
+        "--n-real",
+        "6",
+        "--teacher-steps",
+        "2",
+        "--student-steps",
+        "2",
+        "--batch-size",
+        "2",
+    ]
     assert main(["depth", "pseudo-label", "--work", str(work), "--no-progress"]) == 2
     assert "train-teacher first" in _one_line_error(capsys)
     for stage in ("train-teacher", "pseudo-label", "train-student"):
@@ -100,5 +137,17 @@ def test_pipeline_stages_run_in_order_and_resume(tmp_path, capsys):
     assert main(["depth", "train-student", "--work", str(work), "--no-progress"]) == 0
     assert (work / "student.train.safetensors").stat().st_mtime_ns >= before
     photo = _photo(tmp_path / "p.png")
-    assert main(["depth", str(photo), "--work", str(work), "--out", str(tmp_path / "o"),
-                 "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "depth",
+                str(photo),
+                "--work",
+                str(work),
+                "--out",
+                str(tmp_path / "o"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )

@@ -131,6 +131,9 @@ class ViTEncoder(nn.Module):
             pool="cls",
         )
         self.vit.head = nn.Identity()  # no classifier: the DPT head reads the tokens
+        # DEVIATION: no LayerScale and no stochastic depth in the blocks (core.vit's Block);
+        # official weights load exactly (official.py folds LayerScale into the Linears), but
+        # models trained here from scratch train without them.
         for m in self.vit.modules():
             if isinstance(m, nn.LayerNorm):
                 m.eps = cfg.layer_norm_eps
