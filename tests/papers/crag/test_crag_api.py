@@ -34,6 +34,7 @@ def _one(world, domain: str, popularity: str = "head") -> str:
 
 
 def test_every_official_method_answers_with_a_result(api):
+    api = CragApi(api.server)  # a fresh call count
     for method, (_, fields) in ENDPOINTS.items():
         args = []
         for f in fields:

@@ -12,12 +12,28 @@ import pytest
 from paperlab.cli import main
 from paperlab.core.llm.local import LocalServer
 from paperlab.core.llm.tiny import TinyChatConfig, save_chat_model, train_chat_model
-from paperlab.papers.crag import load_crag, serve_api
+from paperlab.papers.crag import (
+    answer_messages,
+    judge_messages,
+    load_crag,
+    make_questions,
+    make_world,
+    serve_api,
+)
 
 
-def _constant(reply: str):
+def _constant(reply: str, judge: bool):
+    """Examples with the prompts the stub will see (a reader's or a judge's), one reply."""
+
+    records = make_questions(make_world(3, seed=5), 40, seed=5)
+
     def example(rng: random.Random):
-        return [{"role": "user", "content": f"question: what is {rng.randint(1, 99)}?"}], reply
+        n = rng.randint(1, 99)
+        if judge:
+            r = rng.choice(records)
+            return judge_messages(r["query"], r["answer"], "41", style="mini"), reply
+        refs = [f"the eps of k{n} is {n}."] * rng.randint(0, 5)
+        return answer_messages(f"what is the eps of k{n}?", "", refs or None, style="mini"), reply
 
     return example
 
@@ -30,8 +46,8 @@ def stubs(tmp_path_factory):
         dim=32, n_layers=1, n_heads=2, max_seq_len=768, steps=60, batch_size=4, lr=2e-2, warmup=5
     )
     dirs = [
-        save_chat_model(train_chat_model([(_constant(r), 1.0)], cfg, seed=0), root / n, n)
-        for n, r in (("reader", "41"), ("judge", '{"score": 1}'))
+        save_chat_model(train_chat_model([(_constant(r, j), 1.0)], cfg, seed=0), root / n, n)
+        for n, r, j in (("reader", "41", False), ("judge", '{"score": 1}', True))
     ]
     with LocalServer(dirs) as server:
         yield server

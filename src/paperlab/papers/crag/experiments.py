@@ -173,14 +173,21 @@ def evaluate_all(ctx: RunContext) -> dict[str, float]:
 
 
 def figures(prefix: str, items: list, covered: list) -> dict[str, float]:
-    """A system's summary, its accuracy by dynamism and popularity, and its score on the
-    KG-covered questions."""
+    """A system's summary, its accuracy by dynamism and popularity (all questions, and the
+    simple ones), and its score on the KG-covered questions."""
     out = {f"{prefix}_{k}": v for k, v in summary(items).items() if k != "n"}
     for by, values in (("static_or_dynamic", DYNAMISM), ("popularity", POPULARITY)):
         groups = breakdown(items, by)
         for v in values:
             name = v.replace("-", "_")
             out[f"{prefix}_{name}_accuracy"] = groups.get(v, {"accuracy": 0.0})["accuracy"]
+    # the same on the simple (one-fact) questions: the breakdowns without the type mix
+    simple = [i for i in items if i.question_type == "simple"]
+    for by, values in (("static_or_dynamic", DYNAMISM), ("popularity", POPULARITY)):
+        groups = breakdown(simple, by)
+        for v in values:
+            name = v.replace("-", "_")
+            out[f"{prefix}_simple_{name}_accuracy"] = groups.get(v, {"accuracy": 0.0})["accuracy"]
     ids = {r["interaction_id"] for r in covered}
     sub = summary([i for i in items if i.interaction_id in ids])
     out[f"kg_covered_{prefix}_score"] = sub["score"]

@@ -144,7 +144,7 @@ def answer_marks(prediction: str, gold: str) -> str:
     return " ".join(a + b + ("=" if a == b else "x") for a, b in zip(p, g, strict=True))
 
 
-PHRASES = ("{}", "it is {}", "the answer is {}", "{} it is", "i think {}")
+PHRASES = ("{}", "it is {}", "the answer is {}", "i think {}", "so {}")
 
 
 def judged_item(rng: random.Random) -> tuple[str, str, str, int]:

