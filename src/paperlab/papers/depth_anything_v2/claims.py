@@ -71,29 +71,14 @@ class DepthClaimsConfig:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        positive = (
-            "size",
-            "patch_size",
-            "n_synthetic",
-            "n_real",
-            "n_test",
-            "supersample",
-            "batch_size",
-            "eval_size",
-            "n_pairs",
-            "edge_distance",
-            "seeds",
-            "workers",
-            "threads",
-        )
-        for name in positive:
+        positive = "size patch_size n_synthetic n_real n_test supersample batch_size eval_size"
+        positive += " n_pairs edge_distance seeds workers threads teacher_steps student_steps"
+        for name in positive.split():
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         for name in ("size", "eval_size"):
             if getattr(self, name) % self.patch_size:
                 raise ValueError(f"{name}={getattr(self, name)} must be a multiple of patch_size")
-        if self.teacher_steps < 1 or self.student_steps < 1:
-            raise ValueError("teacher_steps and student_steps must be >= 1")
         if not 0.0 <= self.noise_fraction <= 1.0:
             raise ValueError(f"noise_fraction={self.noise_fraction} must be in [0, 1]")
         if not 0.0 <= self.top_ignore < 1.0:
@@ -109,27 +94,12 @@ class DepthClaimsConfig:
 
 
 PRESETS = {
-    "tiny": dict(
-        size=16,
-        teacher_dim=32,
-        teacher_depth=4,
-        teacher_heads=2,
-        teacher_features=8,
-        student_dim=16,
-        student_depth=4,
-        student_heads=2,
-        student_features=8,
-        n_synthetic=24,
-        n_real=24,
-        n_test=4,
-        teacher_steps=4,
-        student_steps=3,
-        batch_size=4,
-        eval_size=16,
-        n_pairs=200,
-        seeds=2,
-        workers=1,
-    ),
+    "tiny": {
+        **dict(size=16, eval_size=16, n_synthetic=24, n_real=24, n_test=4, n_pairs=200),
+        **dict(teacher_dim=32, teacher_depth=4, teacher_heads=2, teacher_features=8),
+        **dict(student_dim=16, student_depth=4, student_heads=2, student_features=8),
+        **dict(teacher_steps=4, student_steps=3, batch_size=4, seeds=2, workers=1),
+    },
     "default": {},
     "full": dict(
         size=64,

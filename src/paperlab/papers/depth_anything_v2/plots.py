@@ -25,9 +25,8 @@ def plot_bars(ctx: RunContext, m: Mapping[str, float], runs: Mapping[Any, Any]) 
             values.insert(0, m["teacher_pair_acc"])
             errors.insert(0, 0.0)
             labels.insert(0, "teacher\n(synthetic)")
-        ax.bar(
-            range(len(values)), values, yerr=errors, capsize=3, color=[f"C{i}" for i in range(3)]
-        )
+        colours = [f"C{i + 3 - len(values)}" for i in range(len(values))]  # same per model
+        ax.bar(range(len(values)), values, yerr=errors, capsize=3, color=colours)
         ax.set_xticks(range(len(values)), labels, fontsize=7)
         if key == "pair_acc":
             ax.axhline(0.5, color="grey", lw=0.8, ls=":")
