@@ -131,15 +131,22 @@ def make_benchmark(cfg: Any, test_d: torch.Tensor) -> Benchmark:
     )
 
 
-def evaluate(model: DepthAnythingV2, bench: Benchmark, test_x: torch.Tensor, test_d: torch.Tensor):
+def evaluate(
+    model: DepthAnythingV2,
+    bench: Benchmark,
+    test_x: torch.Tensor,
+    test_d: torch.Tensor,
+    device: str = "cpu",
+) -> dict[str, float]:
     """DA-2K-mini pair accuracy / edge-pair accuracy / AbsRel / delta1 on the photo, and pair
     accuracy / edge accuracy / AbsRel averaged over the held-out synthetic scenes."""
-    pred = infer_disparity(model, bench.photo, input_size=bench.eval_size)
+    model = model.to(device)
+    pred = infer_disparity(model, bench.photo, input_size=bench.eval_size, device=device)
     m = {
         "pair_acc": D.pair_accuracy(pred, bench.pairs),
         "edge_acc": D.pair_accuracy(pred, bench.edge_pairs),
     } | D.depth_metrics(pred, bench.disparity, bench.valid)
-    preds = predict(model, test_x).numpy()
+    preds = predict(model, test_x, device=device).numpy()
     full = np.ones(test_d.shape[1:], bool)
     m["syn_pair_acc"] = float(
         np.mean([D.pair_accuracy(p, q) for p, q in zip(preds, bench.test_pairs, strict=True)])
@@ -162,7 +169,7 @@ def train_and_evaluate(*, fit: dict[str, Any], bench: Benchmark, test_x, test_d)
     state, info = fit_job(**fit)
     model = DepthAnythingV2(DepthConfig(**fit["model_config"]))
     model.load_state_dict(state)
-    return state, info | evaluate(model.eval(), bench, test_x, test_d)
+    return state, info | evaluate(model.eval(), bench, test_x, test_d, fit["device"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,6 +226,7 @@ def _job(ctx: RunContext, spec: RunSpec, images, targets, bench: Benchmark, data
         seed=spec.seed,
         gm_weight=0.0 if spec.kind == "synthetic_nogm" else cfg.gm_weight,
         top_ignore=cfg.top_ignore if spec.kind in ("real", "noisy") else 0.0,
+        device=ctx.device,
     )
     kwargs = dict(fit=fit, bench=bench, test_x=data["test_x"], test_d=data["test_d"])
     return train_and_evaluate, kwargs
@@ -235,13 +243,15 @@ def _train(ctx: RunContext, specs: list[RunSpec], bench: Benchmark, data: dict) 
         if s.kind == "real":
             if pseudo is None:  # stage 2: the run's teacher pseudo-labels the real crops
                 teacher, _ = cached(ctx, RunSpec("teacher", ctx.seed))
-                pseudo = predict(teacher, data["real_x"])
+                pseudo = predict(teacher.to(ctx.device), data["real_x"], device=ctx.device)
+                teacher.cpu()
             jobs.append(_job(ctx, s, data["real_x"], pseudo, bench, data))
         else:
             targets = data["noisy_d"] if s.kind.startswith("noisy") else data["syn_d"]
             jobs.append(_job(ctx, s, data["syn_x"], targets, bench, data))
+    workers = cfg.workers if ctx.device == "cpu" else 1  # one process owns an accelerator
     results = run_jobs(
-        jobs, workers=cfg.workers, threads=cfg.threads, progress=ctx.progress, desc="da2 trainings"
+        jobs, workers=workers, threads=cfg.threads, progress=ctx.progress, desc="da2 trainings"
     )
     for s, (state, info) in zip(specs, results, strict=True):
         model = _codec(cfg, s).build()
@@ -373,7 +383,8 @@ def run_student_vs_teacher(ctx: RunContext, *, reps: int) -> dict[str, float]:
     student = runs[RunSpec("real", ctx.seed)][0]
     photo, _, _ = D.motorcycle()
     x = preprocess(photo, input_size=ctx.config.eval_size, multiple_of=ctx.config.patch_size)
-    batch = x.expand(8, -1, -1, -1).contiguous()
+    batch = x.expand(8, -1, -1, -1).contiguous().to(ctx.device)
+    teacher, student = teacher.to(ctx.device), student.to(ctx.device)
 
     def run_model(model: DepthAnythingV2):
         def f(inp: torch.Tensor) -> None:

@@ -197,8 +197,9 @@ def fit_job(
     seed: int,
     gm_weight: float,
     top_ignore: float,
+    device: str = "cpu",
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
-    """A picklable training job (for ``core.parallel.run_jobs``): (state dict, info)."""
+    """A picklable training job (for ``core.parallel.run_jobs``): (CPU state dict, info)."""
     torch.manual_seed(seed)
     model = DepthAnythingV2(DepthConfig(**model_config))
     hist = train_depth(
@@ -211,9 +212,10 @@ def fit_job(
         seed=seed,
         gm_weight=gm_weight,
         top_ignore=top_ignore,
+        device=device,
     )
     info = {"seconds": float(sum(hist["seconds"])), "final_loss": float(hist["loss"][-1])}
-    return model.state_dict(), info
+    return {k: v.cpu() for k, v in model.state_dict().items()}, info
 
 
 # ---------------------------------------------------------------------------------------------

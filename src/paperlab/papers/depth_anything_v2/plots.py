@@ -46,7 +46,9 @@ def plot_photo(ctx: RunContext, runs: Mapping[Any, Any]) -> None:
     panels = [("photo", photo), ("ground truth", np.where(valid, disp, np.nan))]
     for kind in ("teacher", "synthetic", "real"):
         model = runs[RunSpec(kind, ctx.seed)][0]
-        panels.append((kind, infer_disparity(model, photo, input_size=ctx.config.eval_size)))
+        device = str(next(model.parameters()).device)
+        size = ctx.config.eval_size
+        panels.append((kind, infer_disparity(model, photo, input_size=size, device=device)))
     fig, axes = ctx.figure(1, len(panels), figsize=(3 * len(panels), 2.4))
     for ax, (title, image) in zip(axes, panels, strict=True):
         ax.imshow(image, cmap=None if image.ndim == 3 else "Spectral_r")
