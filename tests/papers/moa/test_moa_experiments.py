@@ -19,6 +19,7 @@ from paperlab.core.data.facts import make_facts
 from paperlab.core.stats import improves
 from paperlab.papers.moa.claims import MIN_AGGREGATOR_VS_MAJORITY, PAPER, MoAClaimsConfig, powered
 from paperlab.papers.moa.experiments import (
+    aggregator_reads,
     correct,
     layer_accuracies,
     majority_scores,
@@ -34,6 +35,7 @@ SMALL = dict(
     base_easy_steps=2,
     base_steps=2,
     proposer_steps=2,
+    aggregator_steps=2,
     dim=16,
     batch_size=4,
 )
@@ -136,11 +138,53 @@ def test_majority_scores_and_powering_figure():
         SimpleNamespace(layers=[[reply("C"), reply("B")]]),  # tie: the first seen, right
     ]
     assert majority_scores(questions, results) == [1.0, 0.0, 1.0]
-    ev = {"scores": {"moa_lite": [1.0, 0.0, 0.0], "majority_lite": [1.0, 0.0, 1.0]}}
+    ev = {
+        "scores": {
+            "aggregator_l1": [1.0, 0.0, 0.0],  # greedy: the powering figure
+            "moa_lite": [0.0, 0.0, 0.0],  # sampled: reported beside it
+            "majority_lite": [1.0, 0.0, 1.0],
+        }
+    }
     figures = powering(ev)
     assert figures["aggregator_l1_acc"] == pytest.approx(1 / 3)
+    assert figures["aggregator_l1_sampled_acc"] == 0.0
     assert figures["majority_l1_acc"] == pytest.approx(2 / 3)
     assert figures["aggregator_vs_majority"] == pytest.approx(-1 / 3)
+
+
+def test_aggregator_reads_layer_1_greedily_with_moa_lites_prompt():
+    """The powering figure's aggregator call: the same references MoA-Lite's aggregator got, in
+    the same prompt, at temperature 0."""
+    questions = [fact("A"), fact("B")]
+    seen = []
+
+    class Client:
+        async def chat(self, model, messages, *, temperature, max_tokens):
+            seen.append((model, messages, temperature))
+            refs = [line[-1] for line in messages[0]["content"].split("\n")[-3:]]
+            return SimpleNamespace(text=max(sorted(set(refs)), key=refs.count))  # a plurality
+
+        def run(self, coro):
+            return asyncio.run(coro)
+
+    world = World(
+        client=Client(),
+        proposers=["p0", "p1", "p2"],
+        aggregator="agg",
+        questions=questions,
+        max_tokens=5,
+        instruction=SHORT_INSTRUCTION,
+    )
+    world.calls_made = lambda: 0  # no server: nothing counts the calls
+    reply = lambda t: SimpleNamespace(text=t)  # noqa: E731
+    results = [
+        SimpleNamespace(layers=[[reply("A"), reply("C"), reply("A")]]),
+        SimpleNamespace(layers=[[reply("C"), reply("C"), reply("B")]]),
+    ]
+    assert aggregator_reads(world, results, concurrency=2) == [1.0, 0.0]
+    assert all(model == "agg" and t == 0.0 for model, _, t in seen)
+    assert seen[0][1][0]["content"].startswith(SHORT_INSTRUCTION)
+    assert seen[0][1][-1] == {"role": "user", "content": questions[0].question}
 
 
 def test_accuracy_and_diversity_are_judged_only_when_the_aggregator_reads_references():

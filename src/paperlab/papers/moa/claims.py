@@ -10,9 +10,11 @@
 (4) parallel:  proposers of a layer run concurrently: the wall time of a query is the sum of
                each layer's slowest call (parallel efficiency >= 0.9).
 
-(1) and (2) are judged only when the miniature is powered: given layer 1's references, the
-aggregator (MoA-Lite's answer) must score at least what a majority vote over the same
-references scores (MIN_AGGREGATOR_VS_MAJORITY); else they are inconclusive.
+(1) and (2) are judged only when the miniature is powered: given layer 1's references (the
+prompts MoA-Lite's aggregator got), the aggregator answering greedily must score at least what
+a majority vote over the same references scores (MIN_AGGREGATOR_VS_MAJORITY); else they are
+inconclusive. Greedy, because a vote is deterministic: the figure measures reading, not the
+sampling at 0.7 that MoA itself keeps (Sec. 3.1).
 
 Miniature: the models are tiny chat models trained here on made-up facts (miniature.py),
 trained once per config (and kept in the disk cache), served by `paperlab serve` in a child
@@ -41,7 +43,7 @@ class MoAClaimsConfig:
     proposer_rates: tuple[float, ...] = (0.6, 0.55, 0.5, 0.45, 0.4, 0.35)
     aggregator_rate: float = 0.5
     proposer_synth: float = 0.2  # share of fine-tuning examples with references
-    aggregator_synth: float = 0.5
+    aggregator_synth: float = 0.6
     # of the aggregator's reference examples: the share about facts it never saw, with one
     # reference per proposer and the right code the plurality (miniature.agreement_task); the
     # rest are noisy references about the facts it knows
@@ -49,10 +51,13 @@ class MoAClaimsConfig:
     dim: int = 64
     n_layers: int = 2
     # the shared base learns to read references (miniature.py): first mostly-right ones (where
-    # to look), then noisy ones (how to weigh them)
+    # to look), then one per proposer, the right code their plurality (how to weigh them)
     base_easy_steps: int = 500
     base_steps: int = 500
     proposer_steps: int = 300  # each model's own facts
+    # the aggregator's: 600 read no better than 300 (layer 1's answers, in-process: 80.2% vs
+    # 82.0%, majority 81-82%): longer fine-tuning on its facts wears the base's reading down
+    aggregator_steps: int = 300
     batch_size: int = 32
     lr: float = 5e-3
     temperature: float = 0.7  # Sec. 3.1
@@ -105,13 +110,19 @@ PRESETS = {
         base_easy_steps=20,
         base_steps=30,
         proposer_steps=30,
+        aggregator_steps=30,
         dim=32,
         batch_size=16,
         timing_queries=2,
     ),
     "default": {},
     "full": dict(
-        n_facts=400, base_easy_steps=600, base_steps=2000, proposer_steps=1200, timing_queries=20
+        n_facts=400,
+        base_easy_steps=600,
+        base_steps=2000,
+        proposer_steps=1200,
+        aggregator_steps=1200,
+        timing_queries=20,
     ),
 }
 
@@ -133,11 +144,11 @@ def powered(criterion: Criterion) -> Criterion:
         agg, vote = m["aggregator_l1_acc"], m["majority_l1_acc"]
         if agg - vote < MIN_AGGREGATOR_VS_MAJORITY:
             return "inconclusive", (
-                f"not powered: given layer 1's references the aggregator scores {agg:.1%}, "
-                f"below a majority vote over them ({vote:.1%})"
+                f"not powered: given layer 1's references the aggregator (greedy) scores "
+                f"{agg:.1%}, below a majority vote over them ({vote:.1%})"
             )
         verdict, reason = criterion.judge(m)
-        return verdict, f"{reason} (powered: aggregator {agg:.1%} >= majority {vote:.1%})"
+        return verdict, f"{reason} (powered: aggregator, greedy, {agg:.1%} >= majority {vote:.1%})"
 
     return custom(
         f"{criterion.text}, once aggregator_l1_acc - majority_l1_acc >= "

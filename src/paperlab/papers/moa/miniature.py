@@ -1,7 +1,7 @@
 """The miniature MoA world: tiny chat models that know different made-up facts.
 
 Each proposer memorises its own random share of the facts (`core.data.facts`: "What is the code
-of kiv?" -> "471") and makes codes up for the rest, so the proposers' knowledge, and their
+of kiv?" -> "K") and makes codes up for the rest, so the proposers' knowledge, and their
 mistakes, differ: the situation MoA is built for (Sec. 2.1: models are "collaborative"; a
 model answers better when it sees other models' answers). Every proposer learns two tasks, as
 the paper's chat models can do both: answering (`answer_task`) and answering with other
@@ -10,9 +10,10 @@ models' responses as references in the system message (`synthesise_task`, the pr
 second. Training references are noisy: each is the right code with a probability drawn per
 example, else a made-up one, so a model learns to weigh them (and its own memory), not to copy
 the first. The shared base learns to read them with a curriculum: mostly-right references
-first, then noisy ones (`train_models`). Half of the aggregator's reference examples are the
-situation MoA's layers give it (`agreement_task`: one reference per proposer, the answer the
-code most of them agree on).
+first, then one reference per proposer whose plurality is the answer (`agreement_task`, the
+situation MoA's layers give a model). The aggregator then learns its own facts against
+often-wrong references (its memory must win there) and, on facts it never saw, the plurality
+again.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ SHORT_INSTRUCTION = "Synthesise critically:"
 # layer 1's answers, where a majority vote over them scored 76%).
 EASY_REFERENCES = (0.6, 1.0)
 NOISY_REFERENCES = (0.3, 0.9)
+# The aggregator's references about the facts it knows: often mostly wrong, so that its own
+# memory pays where the references' plurality is wrong. With NOISY_REFERENCES there it
+# followed the references and used its memory little (given layer 1's answers: 79% on the
+# facts it knows, where answering alone it is right on all of them).
+AGGREGATOR_REFERENCES = (0.0, 0.9)
 
 
 def synthesise_task(
@@ -115,9 +121,10 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
 
     DEVIATION (compute): all models start from one base trained only on synthesising
     references about unseen facts (the skill is slow to learn and the same for everyone; first
-    `base_easy_steps` on mostly-right references, then `base_steps` on noisy ones), then
-    each learns its own facts, with some synthesis examples mixed in, for `proposer_steps`.
-    Their knowledge (hence their mistakes) comes from those separate fine-tuning sets."""
+    `base_easy_steps` on mostly-right references, then `base_steps` on the plurality of one
+    reference per proposer), then each learns its own facts, with some synthesis examples mixed
+    in, for `proposer_steps` (the aggregator for `aggregator_steps`). Their knowledge (hence
+    their mistakes) comes from those separate fine-tuning sets."""
     facts = make_facts(cfg.n_facts, seed=seed)
     rates = [*cfg.proposer_rates, cfg.aggregator_rate]
     known = knowledge_split(facts, rates, seed=seed + 1)
@@ -127,11 +134,14 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     # noisy phase and the fine-tuning use at least half the proposers' count of references
     few = max(1, refs // 2)
     easy = synthesise_task(facts, taken, max_refs=refs, p_right=EASY_REFERENCES, p_unseen=1.0)
-    noisy = synthesise_task(facts, taken, max_refs=refs, min_refs=few, p_unseen=1.0)
+    # the second phase counts: a base trained on noisy references instead (whose right code is
+    # not always the plurality) gave an aggregator that read layer 1's answers 4 points below
+    # a majority vote over them; on agreement_task it reached the vote
+    plurality = agreement_task(facts, taken, refs=refs)
     base = None
     for phase, task, steps in (
         ("base-easy", easy, cfg.base_easy_steps),
-        ("base", noisy, cfg.base_steps),
+        ("base", plurality, cfg.base_steps),
     ):
         if steps:
             job = ChatJob(
@@ -144,13 +154,19 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
         name = "agg" if last else f"p{i}"
         synth = cfg.aggregator_synth if last else cfg.proposer_synth
         read = synthesise_task(k, taken, max_refs=refs, min_refs=few)
-        if last:  # the aggregator: on facts it never saw, references as MoA's layers give them
-            read = synthesise_task(k, taken, max_refs=refs, min_refs=few, p_unseen=0.0)
+        model = cfg.proposer_model()
+        if last:  # the aggregator: its own facts against often-wrong references; on facts it
+            # never saw, references as MoA's layers give them
+            read = synthesise_task(
+                k, taken, max_refs=refs, min_refs=few, p_right=AGGREGATOR_REFERENCES, p_unseen=0.0
+            )
             agree = agreement_task(k, taken, refs=refs)
             a = cfg.aggregator_agree
             tasks = [(answer_task(k), 1.0 - synth), (read, synth * (1 - a)), (agree, synth * a)]
+            model = cfg.base_model(steps=cfg.aggregator_steps)
         else:
             tasks = [(answer_task(k), 1.0 - synth), (read, synth)]
-        jobs.append(ChatJob(name, tasks, cfg.proposer_model(), seed=1000 * seed + i, init=base))
-    models = train_chat_models(jobs, progress=progress)
+        jobs.append(ChatJob(name, tasks, model, seed=1000 * seed + i, init=base))
+    # the longest job first: on 2 workers the others run beside it
+    models = train_chat_models(sorted(jobs, key=lambda j: -j.cfg.steps), progress=progress)
     return [save_chat_model(models[job.name], directory / job.name, job.name) for job in jobs]

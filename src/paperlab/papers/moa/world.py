@@ -28,6 +28,7 @@ MODEL_FIELDS = (
     "base_easy_steps",
     "base_steps",
     "proposer_steps",
+    "aggregator_steps",
     "batch_size",
     "lr",
 )
