@@ -165,6 +165,8 @@ def judged_item(rng: random.Random) -> tuple[str, str, str, int]:
         value = gold
     elif wrong is not None:
         value = wrong
+    elif rng.random() < 0.2:  # a digit dropped ("4" for "41")
+        value = gold[:-1] if rng.random() < 0.5 else gold[1:]
     else:
         value = str(max(0, int(gold) + rng.choice([1, -1, 2, -3, 5, 9, 10, -10, 20, 100])))
     template = rng.choice(PHRASES[1:]) if label or rng.random() < 0.7 else PHRASES[0]
