@@ -70,7 +70,8 @@ class Setup:
 
 
 def model_spec(cfg: Any) -> dict[str, Any]:
-    return {name: getattr(cfg, name) for name in MODEL_FIELDS}
+    spec = {name: getattr(cfg, name) for name in MODEL_FIELDS}
+    return {**spec, "tasks_version": miniature.TASKS_VERSION}
 
 
 def setup(ctx: RunContext) -> Setup:
