@@ -23,8 +23,8 @@ JUDGE_INSTRUCTIONS = """Assume you are a human expert in grading predictions giv
 
 ### Output a JSON blob with an "explanation" field explaining your answer as short as possible and an "score" field with value 1 or 0."""  # noqa: E501
 
-# a selection of the official in-context examples (all 34 are in the official file; these cover
-# its rules: unsure, self-contradictory, numbers, sets, summaries, not answering)
+# DEVIATION: a selection of the official in-context examples (8 of the official file's 34;
+# these cover its rules: unsure, self-contradictory, numbers, sets, summaries, not answering)
 JUDGE_EXAMPLES = """You should make the judgment based on provided examples.
 Examples:
 Question: "which company has higher eps, btu or cma?"

@@ -227,8 +227,9 @@ def kg_sentences(api: Any, record: Mapping[str, Any]) -> list[str]:
             entity = api.open_get_entity(name)["result"] or {}
             for key, value in (entity.get("summary_structured") or {}).items():
                 out.append(f"the {key} of {name} is {value}.")
-    # the baseline's query planner: keep the facts whose attribute the question names (the
-    # official KG baseline has an LLM extract the entity and the metric asked for)
+    # DEVIATION: the query planner is rules, not an LLM (the official KG baseline has an LLM
+    # extract the entity and the metric asked for): the entities the question names, and the
+    # facts whose attribute it names
     asked = [f for f in dict.fromkeys(out) if _attribute(f) and f" {_attribute(f)} of " in query]
     return asked
 

@@ -119,8 +119,8 @@ async def score_answer(
         raise ValueError(f"prediction must be a string, not {type(prediction).__name__}")
     pred = truncate(prediction, budget).strip()
     pred_low = pred.lower()
-    if not pred_low:
-        return "missing", "empty"
+    if not pred_low:  # DEVIATION: the official script judges an empty answer; the paper
+        return "missing", "empty"  # counts "a system error such as an empty response" missing
     if MISSING_PHRASE in pred_low.replace("’", "'"):
         return "missing", "missing"
     how = "mismatch"
