@@ -50,7 +50,7 @@ class Prometheus2ClaimsConfig:
     temperature: float = 1.0  # the official sampling (top_p 0.9)
     parse_retries: int = 1  # DEVIATION: official 10; grading time (README, "Time")
     concurrency: int = 16
-    workers: int = 2
+    workers: int = 2  # fine-tuning threads, and grading servers
 
     def __post_init__(self) -> None:
         for name in ("dim", "n_layers", "base_steps", "expert_steps", "batch_size"):

@@ -7,6 +7,7 @@ through the run's artifact cache); then one function per claim (`run_<claim>(ctx
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from paperlab.claims import RunContext
@@ -74,8 +75,10 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
             cfg, seed, folder, base=shared_base(ctx), device=ctx.device, progress=ctx.progress
         ),
     )
-    server = serve_chat_models(ctx.cache, dirs)
-    client = LLMClient(server.config(max_concurrency=cfg.concurrency))
+    # grading is nearly all server CPU (one model forward per token, one thread a server):
+    # `workers` servers, each grading its share of the evaluators, use every core. The figures
+    # do not depend on it: every request carries its seed.
+    servers = [serve_chat_models(ctx.cache, dirs) for _ in range(min(cfg.workers, len(dirs)))]
     items = miniature.eval_items(cfg.eval_items, seed)
     pairs = miniature.eval_pairs(cfg.eval_pairs, seed)
     # the official sampling (temperature 1.0, top_p 0.9) unless the config says otherwise;
@@ -87,20 +90,29 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
         repetition_penalty=1.0,  # paperlab serve ignores it: 1.0 is what the tiny models get
         parse_retries=cfg.parse_retries,
     )
-    out: dict[str, dict[str, float]] = {}
-    for name in miniature.evaluator_names():
-        judge = PrometheusJudge(
-            client=client,
-            model=name,
-            sampling=sampling,
-            seed=seed,
-            absolute_template=miniature.ABSOLUTE_TEMPLATE,
-            relative_template=miniature.RELATIVE_TEMPLATE,
-            system_prompts=False,
-            concurrency=cfg.concurrency,
-        )
-        out[name] = grade_with(judge, items, pairs)
-    return out
+    names = list(miniature.evaluator_names())
+
+    def grade_share(k: int) -> dict[str, dict[str, float]]:
+        client = LLMClient(servers[k].config(max_concurrency=cfg.concurrency))
+        share = {}
+        for name in names[k :: len(servers)]:
+            judge = PrometheusJudge(
+                client=client,
+                model=name,
+                sampling=sampling,
+                seed=seed,
+                absolute_template=miniature.ABSOLUTE_TEMPLATE,
+                relative_template=miniature.RELATIVE_TEMPLATE,
+                system_prompts=False,
+                concurrency=cfg.concurrency,
+            )
+            share[name] = grade_with(judge, items, pairs)
+        return share
+
+    with ThreadPoolExecutor(len(servers)) as pool:
+        shares = list(pool.map(grade_share, range(len(servers))))
+    graded = {name: figures for share in shares for name, figures in share.items()}
+    return {name: graded[name] for name in names}
 
 
 def grade_with(judge: PrometheusJudge, items: list, pairs: list) -> dict[str, float]:
