@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from paperlab.core.data.graded import NONSENSE
 from paperlab.core.llm.evaluators import digit_marks
 from paperlab.papers.crag.prompts import answer_messages, judge_messages
 from paperlab.papers.crag.rag import page_chunks
@@ -46,8 +45,6 @@ from paperlab.papers.crag.world import (
 )
 
 READER, JUDGE = "crag-reader", "crag-judge"
-# the version of the tasks below: part of the trained models' cache key (bump on a change)
-TASKS_VERSION = 2
 IDK = "i don't know"
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -136,75 +133,40 @@ def training_world(world: World, seed: int) -> World:
 # The judge's task
 
 
-def _item_marks(pred_item: str, gold_item: str) -> str:
-    """One answer item against one gold item: `digit_marks` over 4 digits for a number, the
-    letters of a word otherwise ("-" where the prediction has nothing of that kind)."""
-    if gold_item.isdigit():
-        return digit_marks(pred_item if pred_item.isdigit() else "", gold_item, width=4)
-    p = pred_item.ljust(len(gold_item), "-")[: len(gold_item)]
-    return " ".join(a + b + ("=" if a == b else "x") for a, b in zip(p, gold_item, strict=True))
-
-
 def answer_marks(prediction: str, gold: str) -> str:
-    """The judge's work: the gold's last item against the prediction's last item of the same
-    kind (number or word), character by character; for a gold of two items or more ("41,
-    23"), its first item against the prediction's first as well, before a "|"."""
-    gold_items = _WORD.findall(gold.lower()) or ["-"]
-    numeric = gold_items[-1].isdigit()
-    pred_items = [w for w in _WORD.findall(prediction.lower()) if w.isdigit() == numeric]
-    if numeric and not pred_items:
-        pred_items = [""]
-    last = _item_marks(pred_items[-1] if pred_items else "", gold_items[-1])
-    if len(gold_items) < 2:
-        return last
-    first = _item_marks(pred_items[0] if pred_items else "", gold_items[0])
-    return f"{first} | {last}"
+    """The judge's work: the character-by-character comparison of the answer with the gold
+    (`digit_marks` over 4 digits for a number; the last word's letters for a name)."""
+    if re.search(r"\d", gold):
+        return digit_marks(prediction, gold, width=4)
+    g = (_WORD.findall(gold.lower()) or ["-"])[-1]
+    words = _WORD.findall(prediction.lower())
+    p = (words[-1] if words else "").ljust(len(g), "-")[: len(g)]
+    return " ".join(a + b + ("=" if a == b else "x") for a, b in zip(p, g, strict=True))
 
 
 PHRASES = ("{}", "it is {}", "the answer is {}", "i think {}", "so {}")
-_NUMBER_KINDS = ((10, 99), (1950, 2019), (20, 198))
-
-
-def _draw(rng: random.Random, kind: int) -> str:
-    if kind < len(_NUMBER_KINDS):
-        return str(rng.randint(*_NUMBER_KINDS[kind]))
-    return "".join(rng.choices(string.ascii_lowercase, k=3))
-
-
-def _wrong(rng: random.Random, gold: str, kind: int) -> str:
-    """A wrong answer as readers give them: a near miss, a dropped digit, another value of
-    the same kind, a value of the other kind (a name for a number), or nonsense."""
-    r = rng.random()
-    if kind < len(_NUMBER_KINDS) and r < 0.35:
-        return str(max(0, int(gold) + rng.choice([1, -1, 2, -3, 5, 9, 10, -10, 20, 100])))
-    if kind < len(_NUMBER_KINDS) and r < 0.45:
-        return gold[:-1] if rng.random() < 0.5 else gold[1:]
-    if r < 0.75:
-        other = _draw(rng, kind)
-        return other if other != gold else other + "1"
-    if r < 0.9:
-        return _draw(rng, 3 if kind < len(_NUMBER_KINDS) else 0)
-    return rng.choice(NONSENSE)
 
 
 def judged_item(rng: random.Random) -> tuple[str, str, str, int]:
     """(query, gold, prediction, label): a non-exact prediction and whether it gives the gold
-    (label 1) or not (0), as a judge meets them when exact match failed: numbers, years,
-    sums, names, and two-item sets (right only with both items in order)."""
-    kind = rng.choices(range(4), weights=(0.35, 0.2, 0.15, 0.3))[0]
-    two = rng.random() < 0.2
-    items = [_draw(rng, kind) for _ in range(2 if two else 1)]
-    gold = ", ".join(items)
+    (label 1) or another value (0), as a judge meets them when exact match failed."""
+    kind = rng.random()
+    if kind < 0.4:
+        gold, wrong = str(rng.randint(10, 99)), None
+    elif kind < 0.6:
+        gold, wrong = str(rng.randint(1950, 2019)), None
+    elif kind < 0.75:
+        gold, wrong = str(rng.randint(20, 198)), None
+    else:
+        gold = "".join(rng.choices(string.ascii_lowercase, k=3))
+        wrong = "".join(rng.choices(string.ascii_lowercase, k=3))
     label = int(rng.random() < 0.5)
     if label:
-        value = gold if not two or rng.random() < 0.5 else " and ".join(items)
-    elif two:
-        i = rng.randrange(2)
-        value = rng.choice(
-            [items[i], ", ".join(items[::-1]), f"{items[0]}, {_wrong(rng, items[1], kind)}"]
-        )
+        value = gold
+    elif wrong is not None:
+        value = wrong
     else:
-        value = _wrong(rng, gold, kind)
+        value = str(max(0, int(gold) + rng.choice([1, -1, 2, -3, 5, 9, 10, -10, 20, 100])))
     template = rng.choice(PHRASES[1:]) if label or rng.random() < 0.7 else PHRASES[0]
     entity = "".join(rng.choices(string.ascii_lowercase, k=3))
     attr = rng.choice([a for d in DOMAINS for a in ATTRIBUTES[d] if a.kind != "entity"]).name
