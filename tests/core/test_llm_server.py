@@ -160,6 +160,58 @@ def test_n_returns_that_many_choices(sdk):
     assert 0 < r.usage.completion_tokens <= 2 * 8
 
 
+def test_chat_streams_the_same_reply_in_server_sent_events(sdk):
+    """stream=True: a role chunk, content deltas that add up to the non-streamed reply (same
+    seed), a finish reason, and the usage chunk when asked for."""
+    kw = dict(model="m0", messages=user("stream"), max_tokens=20, temperature=1.0, seed=3)
+    whole = sdk.chat.completions.create(**kw)
+    chunks = list(
+        sdk.chat.completions.create(**kw, stream=True, stream_options={"include_usage": True})
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
+    assert finishes[-1] == whole.choices[0].finish_reason and not any(finishes[:-1])
+    assert chunks[-1].choices == [] and chunks[-1].usage.model_dump() == whole.usage.model_dump()
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+
+
+def test_completion_streams_and_holds_back_a_stop_string(sdk):
+    base = dict(model="m1", prompt="abc", max_tokens=30, temperature=1.0, seed=5)
+    full = sdk.completions.create(**base).choices[0].text
+    stop = full[10:12]  # a stop string the reply meets (two characters: held back, then cut)
+    whole = sdk.completions.create(**base, stop=[stop]).choices[0]
+    parts = list(sdk.completions.create(**base, stop=[stop], stream=True))
+    assert "".join(c.choices[0].text for c in parts) == whole.text
+    assert stop not in whole.text and parts[-1].choices[0].finish_reason == whole.finish_reason
+
+
+def test_streamed_text_never_sends_half_a_character_or_a_stop_prefix():
+    from paperlab.core.llm.server import _settled
+
+    assert _settled("ab\ufffd", []) == "ab"  # the UTF-8 character may still complete
+    assert _settled("abc EN", ["END"]) == "abc "  # "EN" may become the stop string
+    assert _settled("abc E", ["END", "Ex"]) == "abc "
+    assert _settled("abc", ["END"]) == "abc"
+
+
+def test_model_by_id_and_request_caps(sdk):
+    assert sdk.models.retrieve("m0").id == "m0"
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("nope")
+    with pytest.raises(openai.BadRequestError, match="n <= 16"):
+        sdk.chat.completions.create(model="m0", messages=user("x"), max_tokens=2, n=17)
+    with pytest.raises(openai.BadRequestError, match="top_logprobs"):
+        sdk.chat.completions.create(
+            model="m0", messages=user("x"), max_tokens=2, logprobs=True, top_logprobs=21
+        )
+    with pytest.raises(openai.BadRequestError, match="stream"):
+        sdk.chat.completions.create(
+            model="m0", messages=user("x"), max_tokens=2, logprobs=True, stream=True
+        )
+
+
 # -- trained chat models served for one run, through the run's artifact cache ------------------
 
 

@@ -1,9 +1,12 @@
 """`paperlab serve`: paperlab chat models behind an OpenAI-compatible HTTP API.
 
-FastAPI + uvicorn. Endpoints: `GET /v1/models`, `POST /v1/chat/completions` (messages through
-the model's chat template; `logprobs` / `top_logprobs`), `POST /v1/completions` (a raw prompt;
-`logprobs`, `echo` for prompt log-probabilities), and `GET /paperlab/stats` (request counts,
-for tests). Generation runs in worker threads, so concurrent requests overlap.
+FastAPI + uvicorn. Endpoints: `GET /v1/models` and `/v1/models/{id}`, `POST /v1/chat/completions`
+(messages through the model's chat template; `logprobs` / `top_logprobs`), `POST
+/v1/completions` (a raw prompt; `logprobs`, `echo` for prompt log-probabilities), both with
+`stream=True` (server-sent events, `stream_options.include_usage`), and `GET /paperlab/stats`
+(request counts, for tests). Generation runs in worker threads, so concurrent requests overlap;
+a streamed generation stops when its client goes away. `n` is capped at MAX_N, `top_logprobs`
+at MAX_TOP_LOGPROBS, `max_tokens` at the room left in the context.
 
 For tests and the latency benchmark the server can misbehave on purpose:
 `latency` adds a fixed delay to every completion request, and `faults` is a queue of failures
@@ -14,20 +17,22 @@ body is not JSON), "drop" (the connection closes mid-body), "slow:SECONDS" (a de
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
@@ -37,6 +42,8 @@ from paperlab.core.kv_cache import KVCache
 from paperlab.core.llm.chat import render_chat
 
 FAULTS = ("429", "500", "503", "malformed", "drop")
+MAX_N = 16  # choices per request
+MAX_TOP_LOGPROBS = 20  # the OpenAI API's own limit
 
 
 class ServeError(Exception):
@@ -54,6 +61,8 @@ class _Req(BaseModel):
     n: int = 1
     stop: str | list[str] | None = None
     seed: int | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
 
 
 class ChatRequest(_Req):
@@ -102,7 +111,6 @@ class ServedModel:
             out.append(_token_entry(ids[i], lp[i - 1], top))
         return out
 
-    @torch.inference_mode()
     def generate(
         self,
         ids: list[int],
@@ -115,33 +123,79 @@ class ServedModel:
         top: int | None,
     ) -> tuple[str, list[int], str, list[dict[str, Any]]]:
         """(text, token ids, finish_reason, per-token logprob entries) for one sample."""
+        out: list[int] = []
+        entries: list[dict[str, Any]] = []
+        text, finish = "", "length"
+        for step in self.steps(
+            ids,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            top=top,
+        ):
+            if step.token is not None:
+                out.append(step.token)
+                if step.entry is not None:
+                    entries.append(step.entry)
+            text, finish = step.text, step.finish or finish
+        return text, out, finish, entries
+
+    def steps(
+        self,
+        ids: list[int],
+        *,
+        max_tokens: int,
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        stop: Sequence[str],
+        top: int | None,
+    ) -> Iterator[_Step]:
+        """One sample, token by token: a `_Step` per generated token (the text so far, cut at a
+        stop string), the last with its finish reason ("stop" or "length")."""
         model = self.model
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         cache = KVCache.for_model(model, batch_size=1, max_len=len(ids) + max_tokens)
-        logits = model(torch.tensor([ids]), cache=cache)[0, -1].float()
+        with torch.inference_mode():
+            logits = model(torch.tensor([ids]), cache=cache)[0, -1].float()
         out: list[int] = []
-        entries: list[dict[str, Any]] = []
-        finish = "length"
         text = ""
         for _ in range(max_tokens):
-            if temperature == 0:
-                token = int(logits.argmax())
-            else:
-                probs = logits_to_probs(logits[None], temperature=temperature, top_p=top_p)
-                token = int(torch.multinomial(probs, 1, generator=gen))
+            with torch.inference_mode():
+                if temperature == 0:
+                    token = int(logits.argmax())
+                else:
+                    probs = logits_to_probs(logits[None], temperature=temperature, top_p=top_p)
+                    token = int(torch.multinomial(probs, 1, generator=gen))
             if token == self.tok.eos_id:
-                finish = "stop"
-                break
+                yield _Step(text, None, None, "stop")
+                return
+            entry = None
             if top is not None:
-                entries.append(_token_entry(token, torch.log_softmax(logits, -1), top))
+                entry = _token_entry(token, torch.log_softmax(logits, -1), top)
             out.append(token)
             text = self.tok.decode(out)
             hit = [text.index(s) for s in stop if s in text]
             if hit:
-                text, finish = text[: min(hit)], "stop"
-                break
-            logits = model(torch.tensor([[token]]), cache=cache)[0, -1].float()
-        return text, out, finish, entries
+                yield _Step(text[: min(hit)], token, entry, "stop")
+                return
+            if len(out) == max_tokens:
+                yield _Step(text, token, entry, "length")
+                return
+            yield _Step(text, token, entry, None)
+            with torch.inference_mode():
+                logits = model(torch.tensor([[token]]), cache=cache)[0, -1].float()
+        yield _Step(text, None, None, "length")  # max_tokens == 0
+
+
+@dataclass(frozen=True)
+class _Step:
+    text: str  # the reply so far (cut at a stop string)
+    token: int | None  # the token this step generated (None: none, e.g. EOS)
+    entry: dict[str, Any] | None  # its logprob entry, when asked for
+    finish: str | None  # "stop" / "length" on the last step
 
 
 def _token_str(token: int) -> str:
@@ -248,8 +302,8 @@ def create_app(
         return models[name]
 
     def sampling(req: _Req, served: ServedModel, n_prompt: int, max_tokens: int | None):
-        if req.temperature < 0 or not 0 < req.top_p <= 1 or req.n < 1:
-            raise ServeError(400, "need temperature >= 0, 0 < top_p <= 1, n >= 1")
+        if req.temperature < 0 or not 0 < req.top_p <= 1 or not 1 <= req.n <= MAX_N:
+            raise ServeError(400, f"need temperature >= 0, 0 < top_p <= 1, 1 <= n <= {MAX_N}")
         for name in req.model_extra or {}:  # fields other servers read (repetition_penalty):
             stats[f"ignored:{name}"] += 1  # accepted and ignored, counted for the curious
         served.check_context(n_prompt)
@@ -260,6 +314,40 @@ def create_app(
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         return dict(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, stop=stop)
 
+    def check_top(name: str, top: int | None) -> None:
+        if top is not None and not 0 <= top <= MAX_TOP_LOGPROBS:
+            raise ServeError(400, f"{name} must be in [0, {MAX_TOP_LOGPROBS}], got {top}")
+
+    def streamed(req: _Req, ids: list[int], served: ServedModel, params, chunk) -> Response:
+        """Server-sent events: per choice a first chunk (`chunk(i, None, None)`), content
+        deltas, a last chunk with the finish reason; a usage chunk when
+        `stream_options.include_usage`; then `data: [DONE]`. Text that could still become a
+        stop string, or half a UTF-8 character, is held back until it cannot. Generation
+        stops when the client goes away (Starlette stops iterating)."""
+        include_usage = bool((req.stream_options or {}).get("include_usage"))
+        rid, created = f"{uuid.uuid4().hex[:12]}", int(time.time())
+
+        def events() -> Iterator[str]:
+            n_out = 0
+            for i, seed in enumerate(seeds(req)):
+                yield _sse(chunk(rid, created, i, None, None))
+                sent = ""
+                for step in served.steps(ids, seed=seed, top=None, **params):
+                    n_out += step.token is not None
+                    ready = step.text if step.finish else _settled(step.text, params["stop"])
+                    if len(ready) > len(sent):
+                        yield _sse(chunk(rid, created, i, ready[len(sent) :], None))
+                        sent = ready
+                    if step.finish:
+                        yield _sse(chunk(rid, created, i, None, step.finish))
+            if include_usage:
+                last = chunk(rid, created, 0, None, None)
+                last.update(choices=[], usage=_usage(len(ids), n_out))
+                yield _sse(last)
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
     def seeds(req: _Req) -> list[int | None]:
         return [None if req.seed is None else req.seed + i for i in range(req.n)]
 
@@ -268,12 +356,17 @@ def create_app(
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "paperlab"} for m in models]
         return {"object": "list", "data": data}
 
+    @app.get("/v1/models/{model_id}")
+    async def get_model_info(model_id: str) -> dict[str, Any]:
+        get_model(model_id)  # 404 for an unknown id
+        return {"id": model_id, "object": "model", "created": 0, "owned_by": "paperlab"}
+
     @app.get("/paperlab/stats")
     async def get_stats() -> dict[str, int]:
         return dict(stats)
 
     @app.post("/v1/chat/completions")
-    async def chat(req: ChatRequest) -> dict[str, Any]:
+    async def chat(req: ChatRequest) -> Any:
         served = get_model(req.model)
         messages = []
         for m in req.messages:
@@ -285,7 +378,12 @@ def create_app(
         except ValueError as e:
             raise ServeError(400, str(e)) from None
         params = sampling(req, served, len(ids), req.max_completion_tokens or req.max_tokens)
+        check_top("top_logprobs", req.top_logprobs)
         top = (req.top_logprobs or 0) if req.logprobs else None
+        if req.stream:
+            if top is not None:
+                raise ServeError(400, "stream: logprobs are not streamed by paperlab serve")
+            return streamed(req, ids, served, params, _chat_chunk(req.model))
         choices, n_out = [], 0
         for i, seed in enumerate(seeds(req)):
             text, toks, finish, entries = await run_in_threadpool(
@@ -313,7 +411,7 @@ def create_app(
         }
 
     @app.post("/v1/completions")
-    async def complete(req: CompletionRequest) -> dict[str, Any]:
+    async def complete(req: CompletionRequest) -> Any:
         served = get_model(req.model)
         prompt = req.prompt
         if isinstance(prompt, list):
@@ -322,7 +420,12 @@ def create_app(
             prompt = prompt[0]
         ids = served.encode(prompt)
         params = sampling(req, served, len(ids), req.max_tokens)
+        check_top("logprobs", req.logprobs)
         top = req.logprobs
+        if req.stream:
+            if top is not None or req.echo:
+                raise ServeError(400, "stream: logprobs and echo are not streamed")
+            return streamed(req, ids, served, params, _completion_chunk(req.model))
         choices, n_out = [], 0
         for i, seed in enumerate(seeds(req)):
             text, toks, finish, entries = await run_in_threadpool(
@@ -359,6 +462,59 @@ class _Dropped(Response):
     def __init__(self) -> None:
         super().__init__(b'{"id": "cut', media_type="application/json")
         self.headers["content-length"] = "1000"
+
+
+def _sse(event: dict[str, Any]) -> str:
+    return f"data: {json.dumps(event)}\n\n"
+
+
+def _settled(text: str, stop: Sequence[str]) -> str:
+    """The part of a reply still growing that can be sent: without a trailing half UTF-8
+    character (decoded as U+FFFD) and without a tail that may become a stop string."""
+    text = text.rstrip("\ufffd")
+    hold = 0
+    for s in stop:
+        for k in range(min(len(s) - 1, len(text)), 0, -1):
+            if text.endswith(s[:k]):
+                hold = max(hold, k)
+                break
+    return text[: len(text) - hold]
+
+
+def _chat_chunk(model: str):
+    """Chat chunks: the first carries the role, then content deltas, the last a finish reason."""
+
+    def chunk(rid: str, created: int, i: int, delta: str | None, finish: str | None):
+        if finish is not None:
+            body: dict[str, Any] = {}
+        elif delta is None:
+            body = {"role": "assistant", "content": ""}
+        else:
+            body = {"content": delta}
+        return {
+            "id": f"chatcmpl-{rid}",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": i, "delta": body, "logprobs": None, "finish_reason": finish}],
+        }
+
+    return chunk
+
+
+def _completion_chunk(model: str):
+    def chunk(rid: str, created: int, i: int, delta: str | None, finish: str | None):
+        return {
+            "id": f"cmpl-{rid}",
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {"index": i, "text": delta or "", "logprobs": None, "finish_reason": finish}
+            ],
+        }
+
+    return chunk
 
 
 def _usage(n_prompt: int, n_out: int) -> dict[str, int]:
