@@ -212,6 +212,34 @@ def test_model_by_id_and_request_caps(sdk):
         )
 
 
+def test_a_streamed_generation_stops_when_its_client_goes_away(tmp_path):
+    import http.client
+    import json
+    import time
+
+    from paperlab.core.llama import Llama, LlamaConfig
+    from paperlab.core.llm.tiny import save_chat_model
+
+    config = LlamaConfig(vocab_size=259, dim=64, n_layers=2, n_heads=2, max_seq_len=4096)
+    torch.manual_seed(0)
+    save_chat_model(Llama(config), tmp_path / "long", "long")
+    with LocalServer([tmp_path / "long"]) as server:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        body = {"model": "long", "messages": user("go"), "max_tokens": 4000, "stream": True}
+        headers = {"content-type": "application/json"}
+        conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
+        response = conn.getresponse()
+        assert response.status == 200
+        for _ in range(6):  # the role chunk and a few deltas ("data: ..." and a blank line)
+            response.fp.readline()
+        conn.sock.close()
+        conn.close()
+        time.sleep(1.0)
+        before = server.stats()["streamed_tokens"]
+        time.sleep(1.0)
+        assert server.stats()["streamed_tokens"] == before < 4000
+
+
 # -- trained chat models served for one run, through the run's artifact cache ------------------
 
 

@@ -334,6 +334,7 @@ def create_app(
                 sent = ""
                 for step in served.steps(ids, seed=seed, top=None, **params):
                     n_out += step.token is not None
+                    stats["streamed_tokens"] += step.token is not None
                     ready = step.text if step.finish else _settled(step.text, params["stop"])
                     if len(ready) > len(sent):
                         yield _sse(chunk(rid, created, i, ready[len(sent) :], None))
