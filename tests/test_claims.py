@@ -75,6 +75,7 @@ def test_run_writes_complete_results(fake_paper, tmp_path: Path):
     for key in REQUIRED:
         assert key in data, key
     assert data["seed"] == 0 and data["scale"] == "tiny" and data["config"]["n"] == 50
+    assert data["smoke"] is True  # tiny is a smoke scale: marked in result.json
     assert (files[0].parent / "line.png").is_file() and data["artifacts"] == ["line.png"]
     assert not list(tmp_path.rglob(".tmp-*"))
 
@@ -167,3 +168,30 @@ def test_result_roundtrip():
         timestamp="t",
     )
     assert Result.from_dict(json.loads(r.to_json())) == r
+
+
+def test_smoke_results_cannot_pass_for_verdicts(tmp_path: Path):
+    """A tiny run's verdicts are marked "(smoke)" in the table and the report, with a note; a
+    default run's are not. Old result files without the field are marked from their scale."""
+    from paperlab.report import render_html, render_markdown
+    from paperlab.runner import summary_table
+
+    def result(scale: str) -> Result:
+        return Result(
+            slug="kan", claim_id="a", statement="s", paper_figure="p", criterion="c",
+            measured={"x": 1.0}, verdict="holds", reason="", ours="o", scale=scale, seed=0,
+            device="cpu", seconds=1.0, paperlab_version="0", config={}, timestamp="t",
+        )  # fmt: skip
+
+    tiny, default = result("tiny"), result("default")
+    assert tiny.smoke and not default.smoke
+    table = summary_table([tiny])
+    assert "holds (smoke)" in table and "say nothing about the paper" in table
+    assert "smoke" not in summary_table([default])
+    old = json.loads(tiny.to_json())
+    del old["smoke"]
+    assert Result.from_dict(old).smoke
+    found = {"kan": {"a": tiny}}
+    assert "**holds (smoke)**" in render_markdown(tmp_path, found)
+    assert "holds (smoke)" in render_html(tmp_path, found)
+    assert "(smoke)" not in render_markdown(tmp_path, {"kan": {"a": default}})

@@ -34,6 +34,9 @@ from paperlab.core.criteria import (  # noqa: F401  (re-exported: the claim cont
 from paperlab.core.errors import SkipClaim, UserError  # noqa: F401  (re-exported)
 
 SCALES: tuple[str, ...] = ("tiny", "default", "full")
+# scales that test the plumbing (seconds, untrained models), not the paper: their verdicts are
+# marked "smoke" in result.json, the printed table and the report
+SMOKE_SCALES: tuple[str, ...] = ("tiny",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,6 +202,15 @@ class Result:
     timestamp: str
     artifacts: list[str] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    smoke: bool = False  # a smoke scale's result (SMOKE_SCALES): not a verdict on the paper
+
+    def __post_init__(self) -> None:
+        self.smoke = bool(self.smoke) or self.scale in SMOKE_SCALES
+
+    @property
+    def shown_verdict(self) -> str:
+        """The verdict as printed: "holds (smoke)" for a smoke scale's result."""
+        return f"{self.verdict} (smoke)" if self.smoke else self.verdict
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False, default=str)

@@ -27,7 +27,7 @@ def _status(slug: str, results: Mapping[str, Result] | None) -> str:
     if results:
         counts: dict[str, int] = {}
         for r in results.values():
-            counts[r.verdict] = counts.get(r.verdict, 0) + 1
+            counts[r.shown_verdict] = counts.get(r.shown_verdict, 0) + 1
         return ", ".join(f"{n} {v}" for v, n in counts.items())
     return "not run yet" if catalog.is_implemented(slug) else "planned"
 
@@ -74,13 +74,13 @@ def render_markdown(out: Path, found: Mapping[str, Mapping[str, Result]]) -> str
         for r in results.values():
             lines.append(
                 f"| {_md_cell(r.claim_id)}: {_md_cell(r.statement)} | "
-                f"{_md_cell(r.paper_figure)} | {_md_cell(r.ours)} | **{r.verdict}** | "
+                f"{_md_cell(r.paper_figure)} | {_md_cell(r.ours)} | **{r.shown_verdict}** | "
                 f"{r.scale}, {r.seed}, {r.device}, {r.seconds:.0f}s |"
             )
         for r in results.values():
             lines += [
                 "",
-                f"**{r.claim_id}** — criterion: `{r.criterion}` → **{r.verdict}**"
+                f"**{r.claim_id}** — criterion: `{r.criterion}` → **{r.shown_verdict}**"
                 + (f" ({r.reason})" if r.reason else ""),
                 "",
                 f"measured: {measured_str(r.measured, limit=12)}",
@@ -101,7 +101,9 @@ padding:4px 8px;text-align:left;vertical-align:top;font-size:14px}th{background:
 code{background:#f6f8fa;padding:1px 4px}.detail{font-size:14px;margin:.3em 0 .8em 0}"""
 
 
-def _badge(verdict: str) -> str:
+def _badge(verdict: str, smoke: bool = False) -> str:
+    if smoke:  # grey whatever the verdict: a smoke run's verdict is not a finding
+        return f'<span class="v" style="background:#6e7781">{html.escape(verdict)} (smoke)</span>'
     color = VERDICT_COLOR.get(verdict, "#6e7781")
     return f'<span class="v" style="background:{color}">{html.escape(verdict)}</span>'
 
@@ -127,7 +129,7 @@ def _paper_html(out: Path, info: PaperInfo, results: Mapping[str, Result] | None
     for r in results.values():
         parts.append(
             f"<tr><td><b>{e(r.claim_id)}</b>: {e(r.statement)}</td>"
-            f"<td>{e(r.paper_figure)}</td><td>{e(r.ours)}</td><td>{_badge(r.verdict)}"
+            f"<td>{e(r.paper_figure)}</td><td>{e(r.ours)}</td><td>{_badge(r.verdict, r.smoke)}"
             f"</td><td>{e(r.scale)} · {r.seed} · {e(r.device)} · {r.seconds:.0f}s</td></tr>"
         )
     parts.append("</table>")
@@ -135,7 +137,7 @@ def _paper_html(out: Path, info: PaperInfo, results: Mapping[str, Result] | None
         reason = f" ({e(r.reason)})" if r.reason else ""
         parts.append(
             f'<div class="detail"><b>{e(r.claim_id)}</b>: criterion '
-            f"<code>{e(r.criterion)}</code> → {_badge(r.verdict)}{reason}<br>"
+            f"<code>{e(r.criterion)}</code> → {_badge(r.verdict, r.smoke)}{reason}<br>"
             f"measured: {e(measured_str(r.measured, limit=12))}</div>"
         )
         for a in r.artifacts:

@@ -271,8 +271,14 @@ def summary_table(results: Sequence[Result], width: int = 110) -> str:
     """One screen: claim | paper figure | ours | verdict."""
     rows = [("claim", "paper", "ours", "verdict")]
     for r in results:
-        rows.append((f"{r.slug}/{r.claim_id}", r.paper_figure, r.ours, r.verdict))
-    return format_table(rows, width=width)
+        rows.append((f"{r.slug}/{r.claim_id}", r.paper_figure, r.ours, r.shown_verdict))
+    table = format_table(rows, width=width)
+    if any(r.smoke for r in results):
+        table += (
+            "\n(smoke) a smoke scale's run: it tests that the pipeline runs, its models are barely "
+            "trained, and its verdicts say nothing about the paper; use --scale default"
+        )
+    return table
 
 
 def format_table(rows: Sequence[Sequence[str]], *, width: int = 110) -> str:
