@@ -115,3 +115,16 @@ def test_world_pages_chunk_into_facts():
     chunks = page_chunks(record["search_results"])
     assert len(chunks) == len(set(chunks))
     assert any(c.startswith("the ") and c.endswith(".") for c in chunks)
+
+
+def test_real_endpoints_need_a_crag_table(tmp_path):
+    from paperlab.core.errors import SkipClaim
+    from paperlab.papers.crag.experiments import real_setup
+
+    path = tmp_path / "paperlab.toml"
+    path.write_text('[models.m]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
+    with pytest.raises(SkipClaim, match=r"\[crag\]"):
+        real_setup(str(path))
+    path.write_text(path.read_text() + '[crag]\nreader = "m"\njudge = "m"\n')
+    setup = real_setup(str(path))
+    assert (setup.reader, setup.judge, setup.style) == ("m", "m", "official")
