@@ -178,10 +178,23 @@ def test_smoke_results_cannot_pass_for_verdicts(tmp_path: Path):
 
     def result(scale: str) -> Result:
         return Result(
-            slug="kan", claim_id="a", statement="s", paper_figure="p", criterion="c",
-            measured={"x": 1.0}, verdict="holds", reason="", ours="o", scale=scale, seed=0,
-            device="cpu", seconds=1.0, paperlab_version="0", config={}, timestamp="t",
-        )  # fmt: skip
+            slug="kan",
+            claim_id="a",
+            statement="s",
+            paper_figure="p",
+            criterion="c",
+            measured={"x": 1.0},
+            verdict="holds",
+            reason="",
+            ours="o",
+            scale=scale,
+            seed=0,
+            device="cpu",
+            seconds=1.0,
+            paperlab_version="0",
+            config={},
+            timestamp="t",
+        )
 
     tiny, default = result("tiny"), result("default")
     assert tiny.smoke and not default.smoke

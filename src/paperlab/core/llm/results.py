@@ -27,7 +27,13 @@ def read_jsonl(path: str | os.PathLike, *, id_key: str = "id") -> list[dict[str,
     if not file.is_file():
         raise UserError(f"{file}: no such file")
     items, seen = [], set()
-    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+    for n, raw in enumerate(file.read_bytes().splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(
+                f"{file}:{n}: not UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})"
+            ) from None
         if not line.strip():
             continue
         try:
@@ -53,6 +59,8 @@ class JsonlResults:
         self.path = Path(path)
         self.id_key = id_key
         self.done: set[Any] = set()
+        if self.path.is_dir():
+            raise UserError(f"{self.path} is a folder; the output is a JSONL file (e.g. out.jsonl)")
         if self.path.exists():
             if not resume:
                 raise UserError(
@@ -102,10 +110,17 @@ class JsonlResults:
         self.close()
 
 
+def _check_concurrency(concurrency: int) -> None:
+    # a semaphore of 0 never opens: the run would hang forever
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise UserError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+
+
 async def gather_bounded(
     items: Iterable[Any], fn: Callable[[Any], Awaitable[Any]], concurrency: int
 ) -> list[Any]:
     """`[await fn(x) for x in items]`, at most `concurrency` at a time, results in order."""
+    _check_concurrency(concurrency)
     gate = asyncio.Semaphore(concurrency)
 
     async def one(x: Any) -> Any:
@@ -127,6 +142,7 @@ async def map_to_jsonl(
     """Run `fn` on every item not yet in `results`, `concurrency` at a time, appending each
     result (with the item's id) as it completes. Returns (number done now, [(id, error)]);
     a failed item is not written, so the next `--resume` retries it."""
+    _check_concurrency(concurrency)
     todo = [it for it in items if it[results.id_key] not in results.done]
     gate = asyncio.Semaphore(concurrency)
     failures: list[tuple[Any, str]] = []

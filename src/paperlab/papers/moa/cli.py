@@ -87,7 +87,21 @@ def _build(args: argparse.Namespace):
     section = config.section("moa")
     proposers = args.proposers.split(",") if args.proposers else section.get("proposers")
     aggregator = args.aggregator or section.get("aggregator")
-    layers = args.layers or section.get("layers", 3)
+    layers = args.layers if args.layers is not None else section.get("layers", 3)
+    if proposers is not None and (
+        not isinstance(proposers, list) or not all(isinstance(m, str) and m for m in proposers)
+    ):
+        raise ConfigError(
+            f"[moa] proposers in {config.source} must be a list of model names, e.g. "
+            f'proposers = ["qwen", "llama"]; got {proposers!r}'
+        )
+    if aggregator is not None and not isinstance(aggregator, str):
+        raise ConfigError(f"[moa] aggregator in {config.source} must be a model name")
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 2:
+        raise UserError(
+            f"layers must be an integer >= 2, got {layers!r} (the proposer layers and the "
+            "aggregator's)"
+        )
     if not proposers:
         raise ConfigError(
             f"no proposers: pass --proposers a,b or add `proposers = [...]` under [moa] in "
@@ -123,6 +137,8 @@ def _record(result) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.moa_command == "batch" and args.concurrency < 1:
+        raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
     client, mixture = _build(args)
     if args.moa_command == "ask":
         result = asyncio.run(mixture.ask(args.question))
