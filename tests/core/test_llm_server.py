@@ -188,12 +188,12 @@ def test_completion_streams_and_holds_back_a_stop_string(sdk):
 
 
 def test_streamed_text_never_sends_half_a_character_or_a_stop_prefix():
-    from paperlab.core.llm.server import _settled
+    from paperlab.core.llm.server import settled_text
 
-    assert _settled("ab\ufffd", []) == "ab"  # the UTF-8 character may still complete
-    assert _settled("abc EN", ["END"]) == "abc "  # "EN" may become the stop string
-    assert _settled("abc E", ["END", "Ex"]) == "abc "
-    assert _settled("abc", ["END"]) == "abc"
+    assert settled_text("ab\ufffd", []) == "ab"  # the UTF-8 character may still complete
+    assert settled_text("abc EN", ["END"]) == "abc "  # "EN" may become the stop string
+    assert settled_text("abc E", ["END", "Ex"]) == "abc "
+    assert settled_text("abc", ["END"]) == "abc"
 
 
 def test_model_by_id_and_request_caps(sdk):

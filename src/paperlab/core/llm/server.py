@@ -335,7 +335,7 @@ def create_app(
                 for step in served.steps(ids, seed=seed, top=None, **params):
                     n_out += step.token is not None
                     stats["streamed_tokens"] += step.token is not None
-                    ready = step.text if step.finish else _settled(step.text, params["stop"])
+                    ready = step.text if step.finish else settled_text(step.text, params["stop"])
                     if len(ready) > len(sent):
                         yield _sse(chunk(rid, created, i, ready[len(sent) :], None))
                         sent = ready
@@ -469,7 +469,7 @@ def _sse(event: dict[str, Any]) -> str:
     return f"data: {json.dumps(event)}\n\n"
 
 
-def _settled(text: str, stop: Sequence[str]) -> str:
+def settled_text(text: str, stop: Sequence[str]) -> str:
     """The part of a reply still growing that can be sent: without a trailing half UTF-8
     character (decoded as U+FFFD) and without a tail that may become a stop string."""
     text = text.rstrip("\ufffd")
