@@ -192,15 +192,24 @@ def judge_task():
 def train_models(
     cfg: Any, world: World, seed: int, folder: Path, *, device: str = "cpu", progress: bool = False
 ) -> list[Path]:
-    """Train the reader and the judge (two worker threads) and save them under `folder`."""
+    """Train the reader and the judge on two threads at once (the reader in one; the judge's
+    base, then the judge, in the other; one torch thread each, so the result does not depend
+    on the scheduling) and save them under `folder`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from paperlab.core.device import torch_threads
     from paperlab.core.llm.evaluators import (
         EvaluatorBaseConfig,
-        EvaluatorJob,
         FinetuneConfig,
         base_tasks,
-        finetune_evaluators,
+        finetune_evaluator,
     )
-    from paperlab.core.llm.tiny import ChatJob, TinyChatConfig, save_chat_model, train_chat_models
+    from paperlab.core.llm.tiny import (
+        TinyChatConfig,
+        init_model,
+        save_chat_model,
+        train_chat_model,
+    )
 
     reader_cfg = TinyChatConfig(
         dim=cfg.reader_dim,
@@ -225,31 +234,41 @@ def train_models(
         batch_size=cfg.batch_size,
         digits=3,
     )
-    # the reader and the judge's base at once (two threads), then the judge from its base
-    models = train_chat_models(
-        [
-            ChatJob(READER, tasks, reader_cfg, seed),
-            ChatJob("judge-base", base_tasks(base_cfg, seed), base_cfg.chat_config(), seed),
-        ],
-        workers=2,
-        device=device,
-        progress=progress,
-    )
-    reader, base = models[READER], models["judge-base"]
-    judge = finetune_evaluators(
-        [
-            EvaluatorJob(
-                JUDGE,
-                base,
-                [(judge_task(), 1.0)],
-                FinetuneConfig(steps=cfg.judge_steps, batch_size=cfg.batch_size),
-                seed,
-            )
-        ],
-        workers=1,
-        device=device,
-        progress=progress,
-    )[JUDGE]
+
+    # both initialised here, before the threads: torch's global RNG is not thread-safe, and a
+    # model initialised in one thread while the other (re)seeds it would differ run to run
+    reader0 = init_model(reader_cfg, seed)
+    base0 = init_model(base_cfg.chat_config(), seed)
+
+    def reader_job() -> Any:
+        return train_chat_model(
+            tasks,
+            reader_cfg,
+            seed=seed,
+            device=device,
+            progress=progress,
+            desc=READER,
+            model=reader0,
+        )
+
+    def judge_job() -> Any:
+        base = train_chat_model(
+            base_tasks(base_cfg, seed),
+            base_cfg.chat_config(),
+            seed=seed,
+            device=device,
+            progress=progress,
+            desc="judge base",
+            model=base0,
+        )
+        schedule = FinetuneConfig(steps=cfg.judge_steps, batch_size=cfg.batch_size)
+        return finetune_evaluator(
+            base, [(judge_task(), 1.0)], schedule, seed=seed, device=device, progress=progress
+        )
+
+    with torch_threads(1), ThreadPoolExecutor(max_workers=2) as pool:
+        reader_future, judge_future = pool.submit(reader_job), pool.submit(judge_job)
+        reader, judge = reader_future.result(), judge_future.result()
     return [
         save_chat_model(reader.cpu(), folder / READER, READER),
         save_chat_model(judge.cpu(), folder / JUDGE, JUDGE),
