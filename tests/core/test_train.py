@@ -284,6 +284,30 @@ def test_batches_running_out_is_a_clear_error():
         train(make_model(), mse, [regression_batch(s) for s in range(3)], quiet(steps=5))
 
 
+def test_a_non_finite_loss_stops_training_naming_the_step(tmp_path):
+    """The step whose loss is nan is not applied; the steps before it are checkpointed."""
+    model = make_model()
+    seen = {}
+
+    def loss_fn(m, batch):
+        loss = mse(m, batch)
+        return loss * float("nan") if batch[0].shape[0] == 1 else loss
+
+    def batches(step):
+        x, y = fixed_batch(step)
+        return (x[:1], y[:1]) if step == 3 else (x, y)
+
+    def remember(step, m, history):
+        seen[step] = params_of(m)
+
+    ckpt = tmp_path / "ckpt.safetensors"
+    with pytest.raises(FloatingPointError, match=r"the loss is nan at step 3 .* 3 steps are done"):
+        train(model, loss_fn, batches, quiet(steps=10, checkpoint_path=str(ckpt)), on_step=remember)
+    assert_bitwise_equal(params_of(model), seen[2])  # step 3 changed nothing
+    assert all(torch.isfinite(v).all() for v in params_of(model).values())
+    assert load_checkpoint(ckpt, make_model())["step"] == 3
+
+
 def test_shard_and_dist_info():
     assert shard(list(range(10)), 1, 3) == [1, 4, 7]
     assert list(shard(iter(range(10)), 0, 4)) == [0, 4, 8]

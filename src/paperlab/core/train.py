@@ -326,6 +326,14 @@ def train(
             with autocast:
                 out = loss_fn(model, batch)
             loss, metrics = out if isinstance(out, tuple) else (out, {})
+            value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+            if not math.isfinite(value):  # stop before the update spreads it
+                save(done)
+                raise FloatingPointError(
+                    f"train: the loss is {value} at step {step} (lr {lr:.3g}); nothing of "
+                    f"this step was applied, {done} steps are done. Lower the learning rate or "
+                    "check the batch"
+                )
             if not cfg.manual_backward:
                 scaler.scale(loss).backward()
             scaler.unscale_(optimizer)  # clip the true gradients
