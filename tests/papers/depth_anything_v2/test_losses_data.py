@@ -121,3 +121,61 @@ def test_preprocessing_sizes_follow_the_official_resize():
     assert x[0, 0, 0, 0].item() == pytest.approx(-0.485 / 0.229, rel=1e-4)  # ImageNet stats
     with pytest.raises(ValueError, match="image"):
         preprocess(np.zeros((4, 4, 5), np.uint8))
+
+
+def test_same_row_pairs_stay_within_the_row_bound_and_defeat_the_layout_rule():
+    from paperlab.papers.depth_anything_v2.claims import SAME_ROW_OFFSET
+    from paperlab.papers.depth_anything_v2.data import motorcycle
+
+    _, disp, valid = motorcycle()
+    pairs = sample_pairs(disp, valid, 2000, max_row_offset=SAME_ROW_OFFSET, seed=2)
+    assert len(pairs) == 2000
+    assert np.abs(pairs[:, 0] - pairs[:, 2]).max() <= SAME_ROW_OFFSET
+    a, b = disp[pairs[:, 0], pairs[:, 1]], disp[pairs[:, 2], pairs[:, 3]]
+    assert (a > 1.15 * b).all()
+    assert valid[pairs[:, 0], pairs[:, 1]].all() and valid[pairs[:, 2], pairs[:, 3]].all()
+    rows = np.mgrid[0 : disp.shape[0], 0 : disp.shape[1]][0].astype(np.float32)
+    # "lower in the picture is closer": ~0.79 on random pairs, chance on same-row pairs
+    assert pair_accuracy(rows, sample_pairs(disp, valid, 2000, seed=0)) > 0.75
+    assert abs(pair_accuracy(rows, pairs) - 0.5) < 0.03
+    assert pair_accuracy(disp, pairs) == 1.0  # the truth still ranks them all
+    # but "the sides are closer than the centre" does rank them (~0.32): hence the mirror pairs
+    sides = np.abs(np.mgrid[0 : disp.shape[0], 0 : disp.shape[1]][1] - (disp.shape[1] - 1) / 2)
+    assert pair_accuracy(sides, pairs) < 0.4
+    mirror = sample_pairs(disp, valid, 2000, max_row_offset=SAME_ROW_OFFSET, mirrored=True, seed=3)
+    assert len(mirror) == 2000 and np.abs(mirror[:, 0] - mirror[:, 2]).max() <= SAME_ROW_OFFSET
+    assert np.abs(mirror[:, 3] - (disp.shape[1] - 1 - mirror[:, 1])).max() <= SAME_ROW_OFFSET
+    a, b = disp[mirror[:, 0], mirror[:, 1]], disp[mirror[:, 2], mirror[:, 3]]
+    assert (a > 1.15 * b).all() and pair_accuracy(disp, mirror) == 1.0
+    assert abs(pair_accuracy(rows, mirror) - 0.5) < 0.03  # both layout rules at chance
+    assert abs(pair_accuracy(sides.astype(np.float32), mirror) - 0.5) < 0.03
+
+
+def test_same_row_pairs_reject_bad_arguments():
+    disp = np.tile(np.linspace(1, 3, 20)[None], (10, 1)).astype(np.float32)
+    valid = np.ones_like(disp, bool)
+    zero = sample_pairs(disp, valid, 100, max_row_offset=0, seed=0)
+    assert (zero[:, 0] == zero[:, 2]).all()
+    with pytest.raises(ValueError, match="at most one"):
+        sample_pairs(disp, valid, 10, max_distance=2, max_row_offset=2)
+    with pytest.raises(ValueError, match="max_row_offset"):
+        sample_pairs(disp, valid, 10, max_row_offset=-1)
+    with pytest.raises(ValueError, match="mirrored"):
+        sample_pairs(disp, valid, 10, mirrored=True)
+    mirror = sample_pairs(disp, valid, 50, max_row_offset=0, mirrored=True, seed=0)
+    assert (mirror[:, 1] + mirror[:, 3] == disp.shape[1] - 1).all()
+
+
+def test_real_photo_claims_need_the_teacher_to_rank_mirror_pairs():
+    from paperlab.papers.depth_anything_v2.claims import ROW_MARGIN, _judge_real, _judge_student
+
+    m = dict(teacher_pair_acc=0.80, teacher_mirror_pair_acc=0.5 + ROW_MARGIN / 2, pair_gap=0.05)
+    m |= dict(pair_band=0.01, abs_rel_gain=0.01, delta1_gain=0.01, pair_acc_real=0.8)
+    m |= dict(pair_acc_synthetic=0.75, pair_acc_drop=0.0, speedup=3.0)
+    for judge in (_judge_real, _judge_student):
+        verdict, why = judge(m)
+        assert verdict == "inconclusive" and "teacher_mirror_pair_acc" in why
+        assert judge(m | dict(teacher_mirror_pair_acc=0.5 + 2 * ROW_MARGIN))[0] == "holds"
+        assert judge(m | dict(teacher_pair_acc=0.55, teacher_mirror_pair_acc=0.9))[0] == (
+            "inconclusive"
+        )

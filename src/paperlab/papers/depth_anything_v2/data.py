@@ -1,10 +1,11 @@
 """The miniature's data: precise synthetic scenes, unlabelled "real" photos, a real benchmark.
 
 - **Synthetic, precise** (the paper's Hypersim / Virtual KITTI role, Sec. 3): a numpy ray-caster
-  renders random rooms - a ground plane, a back wall, optional side walls, spheres and boxes -
-  with procedural solid textures (checkers, stripes, sine noise), Lambertian shading under a
-  directional light with cast shadows, from a pitched pinhole camera. The depth (camera-space z
-  of the first hit) is exact, so the labels are too.
+  renders random rooms - a ground plane, a back wall, optional side walls, clutter against the
+  back wall, a foreground object of spheres and boxes standing on the floor - with procedural
+  solid textures (checkers, stripes, sine noise), Lambertian shading under a directional light
+  with cast shadows, from a pitched pinhole camera. The depth (camera-space z of the first hit)
+  is exact, so the labels are too.
 - **Unlabelled real** (the paper's 62M real images, Sec. 4): random square crops of the photos
   scikit-image and scikit-learn ship (never the evaluation photo), flipped and colour-jittered.
 - **DA-2K-mini** (the paper's DA-2K, Sec. 6): ``skimage.data.stereo_motorcycle()`` - a real
@@ -25,6 +26,8 @@ from PIL import Image
 
 # ---------------------------------------------------------------------------------------------
 # Ray-caster
+
+SCENES = "garage-2"  # the version of random_scene (in the disk cache's keys): change it with it
 
 
 @dataclass
@@ -175,29 +178,47 @@ def _random_texture(rng: np.random.Generator) -> dict:
     )
 
 
+# DEVIATION: the rooms are built like the evaluation photo's garage (a foreground object on the
+# floor in front of shelf-like clutter); the paper's synthetic sets are general scenes.
 def random_scene(rng: np.random.Generator) -> Scene:
-    """A random room: ground, back wall, maybe side walls, 1-5 spheres and 0-4 boxes on the
-    floor (some floating), a random light and a camera 1-2 m up pitched 0-25 degrees down."""
+    """A random room: ground, back wall 4-15 m away, maybe side walls; 0-6 shallow boxes against
+    the back wall (shelves, cartons); a foreground object standing on the floor 1.8-6 m away -
+    a cluster of 2-7 spheres and boxes (a machine, a piece of furniture); 0-3 more spheres on
+    the floor; a random light and a camera 1-2 m up pitched 0-25 degrees down."""
     h = rng.uniform(1.0, 2.0)  # camera height above the floor
     objs: list = [Plane((0, -h, 0), (0, 1, 0), _random_texture(rng))]
-    back = rng.uniform(6.0, 25.0)
+    back = rng.uniform(4.0, 15.0)
     objs.append(Plane((0, 0, back), (0, 0, -1), _random_texture(rng)))
     for side in (-1, 1):
         if rng.random() < 0.5:
             objs.append(
                 Plane((side * rng.uniform(2.0, 6.0), 0, 0), (-side, 0, 0), _random_texture(rng))
             )
-    for _ in range(rng.integers(1, 6)):
-        r = rng.uniform(0.25, 1.2)
-        z = rng.uniform(2.0, min(back - r, 14.0))
-        y = -h + r if rng.random() < 0.8 else rng.uniform(-h + r, 1.5)
-        objs.append(Sphere((rng.uniform(-0.6, 0.6) * z, y, z), r, _random_texture(rng)))
-    for _ in range(rng.integers(0, 5)):
-        size = rng.uniform(0.3, 1.8, 3)
-        z = rng.uniform(2.0, min(back - size[2], 14.0))
-        x = rng.uniform(-0.6, 0.6) * z
-        lo = (x - size[0] / 2, -h, z)
-        objs.append(Box(lo, (lo[0] + size[0], -h + size[1], z + size[2]), _random_texture(rng)))
+    for _ in range(rng.integers(0, 7)):  # clutter within 1 m of the back wall
+        size = rng.uniform(0.3, 1.5, 3)
+        size[2] = rng.uniform(0.2, 0.9)
+        x, y = rng.uniform(-0.7, 0.7) * back, rng.uniform(-h, 1.5)
+        lo = (x - size[0] / 2, y, back - size[2] - 0.01)
+        objs.append(Box(lo, (lo[0] + size[0], y + size[1], back - 0.01), _random_texture(rng)))
+    zc = rng.uniform(1.8, min(6.0, back - 1.5))  # the foreground object: a cluster of parts
+    xc, width = rng.uniform(-0.35, 0.35) * zc, rng.uniform(0.8, 2.5)
+    for _ in range(rng.integers(2, 8)):
+        if rng.random() < 0.5:
+            r = rng.uniform(0.15, 0.6)
+            centre = (xc + rng.uniform(-width, width) / 2, -h + rng.uniform(r, 1.5), zc)
+            centre = (centre[0], centre[1], zc + rng.uniform(-0.4, 0.4))
+            objs.append(Sphere(centre, r, _random_texture(rng)))
+        else:
+            size = rng.uniform(0.1, 1.0, 3)
+            x0 = xc + rng.uniform(-width, width) / 2
+            y0 = -h if rng.random() < 0.5 else -h + rng.uniform(0, 1.0)
+            z0 = zc + rng.uniform(-0.4, 0.4)
+            hi = (x0 + size[0], y0 + size[1], z0 + size[2])
+            objs.append(Box((x0, y0, z0), hi, _random_texture(rng)))
+    for _ in range(rng.integers(0, 4)):
+        r = rng.uniform(0.25, 1.0)
+        z = rng.uniform(2.0, max(2.1, back - r))
+        objs.append(Sphere((rng.uniform(-0.6, 0.6) * z, -h + r, z), r, _random_texture(rng)))
     light = (rng.uniform(-1, 1), rng.uniform(0.3, 1.0), rng.uniform(-1, 0.5))
     camera = Camera(fov_y=np.deg2rad(rng.uniform(45, 75)), pitch=np.deg2rad(rng.uniform(0, 25)))
     return Scene(objs, light=light, ambient=float(rng.uniform(0.15, 0.4)), camera=camera)
@@ -288,13 +309,26 @@ def sample_pairs(
     *,
     ratio: float = 1.15,
     max_distance: float | None = None,
+    max_row_offset: int | None = None,
+    mirrored: bool = False,
     seed: int = 0,
 ) -> np.ndarray:
     """(m <= n, 4) pairs (row_a, col_a, row_b, col_b) of valid pixels whose disparities differ
     by a ratio > ``ratio``, the first of each pair the closer one (larger disparity). With
-    ``max_distance``: pairs at most that many pixels apart (pairs across depth edges)."""
+    ``max_distance``: pairs at most that many pixels apart (pairs across depth edges). With
+    ``max_row_offset``: the second point anywhere in the image's width but at most that many
+    rows from the first (|row_a - row_b| <= max_row_offset), so that "lower in the picture is
+    closer" cannot rank them (same-row pairs). With ``mirrored`` too: the second point also at
+    most ``max_row_offset`` columns from the first's mirror image across the vertical centre
+    line, so that "the sides are closer than the centre" cannot rank them either."""
     if disparity.shape != valid.shape:
         raise ValueError(f"valid: shape {valid.shape} != disparity shape {disparity.shape}")
+    if max_distance is not None and max_row_offset is not None:
+        raise ValueError("max_distance and max_row_offset: give at most one")
+    if mirrored and max_row_offset is None:
+        raise ValueError("mirrored=True needs max_row_offset")
+    if max_row_offset is not None and max_row_offset < 0:
+        raise ValueError(f"max_row_offset={max_row_offset} must be >= 0")
     rng = np.random.default_rng(seed)
     rows, cols = np.nonzero(valid)
     h, w = disparity.shape
@@ -303,7 +337,13 @@ def sample_pairs(
         k = 4 * n
         a = rng.integers(len(rows), size=k)
         ra, ca = rows[a], cols[a]
-        if max_distance is None:
+        if max_row_offset is not None:
+            off = rng.integers(-max_row_offset, max_row_offset + 1, size=k)
+            rb, cb = (ra + off).clip(0, h - 1), rng.integers(w, size=k)
+            if mirrored:
+                off = rng.integers(-max_row_offset, max_row_offset + 1, size=k)
+                cb = (w - 1 - ca + off).clip(0, w - 1)
+        elif max_distance is None:
             b = rng.integers(len(rows), size=k)
             rb, cb = rows[b], cols[b]
         else:

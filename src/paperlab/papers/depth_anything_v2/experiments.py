@@ -62,7 +62,7 @@ class TensorsCodec:
 
 def data_spec(cfg: Any) -> dict[str, Any]:
     keys = ("size", "n_synthetic", "n_real", "n_test", "supersample", "noise_fraction")
-    return {k: getattr(cfg, k) for k in keys}
+    return {k: getattr(cfg, k) for k in keys} | {"scenes": D.SCENES}
 
 
 def build_data(cfg: Any, seed: int) -> dict[str, torch.Tensor]:
@@ -296,10 +296,40 @@ def record(m: dict[str, float], runs: dict, ctx: RunContext, kind: str, keys: tu
         m[f"{key}_{kind}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
 
-def teacher_power(m: dict[str, float], runs: dict, ctx: RunContext) -> None:
-    info = runs[RunSpec("teacher", ctx.seed)][1]
+def same_row_pairs(ctx: RunContext, row_offset: int, mirrored: bool = False) -> np.ndarray:
+    """DA-2K-mini's same-row pairs: the two points at most ``row_offset`` rows apart (of the
+    photo's 500), anywhere in its width; "lower in the picture is closer" is at chance there.
+    ``mirrored``: the second point also near the first's mirror column, so that "the sides are
+    closer than the centre" is at chance too (the powering set)."""
+    _, disp, valid = D.motorcycle()
+    n, seed = ctx.config.n_pairs, 3 if mirrored else 2
+    return D.sample_pairs(disp, valid, n, max_row_offset=row_offset, mirrored=mirrored, seed=seed)
+
+
+def row_pair_acc(model: DepthAnythingV2, ctx: RunContext, pairs: np.ndarray) -> float:
+    """A model's pair accuracy on the same-row pairs (the photo fed at ``eval_size``)."""
+    photo, _, _ = D.motorcycle()
+    device = str(next(model.parameters()).device)
+    pred = infer_disparity(model.eval(), photo, input_size=ctx.config.eval_size, device=device)
+    return D.pair_accuracy(pred, pairs)
+
+
+def teacher_power(m: dict[str, float], runs: dict, ctx: RunContext, row_offset: int) -> None:
+    """The powering figures, recorded by every claim: the teacher's pair accuracy on all of
+    DA-2K-mini and on its same-row pairs (where the layout rule scores ~0.5), the layout rule's
+    own figure on both, and the teacher's held-out synthetic pair accuracy."""
+    teacher, info = runs[RunSpec("teacher", ctx.seed)]
+    pairs, mirror = same_row_pairs(ctx, row_offset), same_row_pairs(ctx, row_offset, True)
     m["teacher_pair_acc"] = info["pair_acc"]
+    m["teacher_row_pair_acc"] = row_pair_acc(teacher, ctx, pairs)
+    m["teacher_mirror_pair_acc"] = row_pair_acc(teacher, ctx, mirror)
     m["teacher_syn_pair_acc"] = info["syn_pair_acc"]
+    rows, sides = _layout()
+    m["row_prior_pair_acc"] = row_prior(ctx)
+    m["row_prior_row_pair_acc"] = D.pair_accuracy(rows, pairs)
+    m["row_prior_mirror_pair_acc"] = D.pair_accuracy(rows, mirror)
+    m["side_prior_row_pair_acc"] = D.pair_accuracy(sides, pairs)
+    m["side_prior_mirror_pair_acc"] = D.pair_accuracy(sides, mirror)
 
 
 PHOTO_KEYS = ("pair_acc", "edge_acc", "abs_rel", "delta1")
@@ -309,38 +339,51 @@ PHOTO_KEYS = ("pair_acc", "edge_acc", "abs_rel", "delta1")
 # (1) pseudo-labelled real images vs synthetic labels only
 
 
-def run_real_vs_synthetic(ctx: RunContext, *, min_gap: float) -> dict[str, float]:
+def run_real_vs_synthetic(ctx: RunContext, *, min_gap: float, row_offset: int) -> dict[str, float]:
     runs = ensure_runs(ctx)
     m: dict[str, float] = {}
-    teacher_power(m, runs, ctx)
+    teacher_power(m, runs, ctx, row_offset)
+    sets = {"row": same_row_pairs(ctx, row_offset), "mirror": same_row_pairs(ctx, row_offset, True)}
     for kind in ("real", "synthetic"):
         record(m, runs, ctx, kind, PHOTO_KEYS)
+        for name, pairs in sets.items():
+            models = [runs[RunSpec(kind, s)][0] for s in seeds(ctx)]
+            v = np.array([row_pair_acc(model, ctx, pairs) for model in models])
+            m[f"{name}_pair_acc_{kind}"] = float(v.mean())
+            m[f"{name}_pair_acc_{kind}_std"] = float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
     a, b = figures(runs, "real", "pair_acc", ctx), figures(runs, "synthetic", "pair_acc", ctx)
     m["pair_gap"] = float(a.mean() - b.mean())
     m["pair_band"] = band(a, b, min_gap)
     m["abs_rel_gain"] = m["abs_rel_synthetic"] - m["abs_rel_real"]
     m["delta1_gain"] = m["delta1_real"] - m["delta1_synthetic"]
-    m["row_prior_pair_acc"] = row_prior(ctx)
     plot_bars(ctx, m, runs)
     plot_photo(ctx, runs)
     return m
+
+
+def _layout() -> tuple[np.ndarray, np.ndarray]:
+    """The two layout rules as disparity maps of the photo: the row index ("lower in the
+    picture is closer") and the distance from the centre column ("the sides are closer")."""
+    _, disp, _ = D.motorcycle()
+    rows, cols = np.mgrid[0 : disp.shape[0], 0 : disp.shape[1]].astype(np.float32)
+    return rows, np.abs(cols - (disp.shape[1] - 1) / 2)
 
 
 def row_prior(ctx: RunContext) -> float:
     """Pair accuracy of "lower in the picture is closer" on DA-2K-mini: a floor to read with."""
     photo, disp, valid = D.motorcycle()
     pairs = D.sample_pairs(disp, valid, ctx.config.n_pairs, seed=0)
-    rows = np.mgrid[0 : disp.shape[0], 0 : disp.shape[1]][0].astype(np.float32)
-    return D.pair_accuracy(rows, pairs)
+    return D.pair_accuracy(_layout()[0], pairs)
 
 
 # ---------------------------------------------------------------------------------------------
 # (2) gradient matching on / off
 
 
-def run_gradient_matching(ctx: RunContext, *, min_gap: float) -> dict[str, float]:
+def run_gradient_matching(ctx: RunContext, *, min_gap: float, row_offset: int) -> dict[str, float]:
     runs = ensure_runs(ctx)
     m: dict[str, float] = {}
+    teacher_power(m, runs, ctx, row_offset)
     keys = ("syn_edge_acc", "syn_pair_acc", "syn_abs_rel", "edge_acc", "pair_acc")
     for kind in ("synthetic", "synthetic_nogm"):
         record(m, runs, ctx, kind, keys)
@@ -355,9 +398,10 @@ def run_gradient_matching(ctx: RunContext, *, min_gap: float) -> dict[str, float
 # (3) ignoring the top-10% loss on noisy labels
 
 
-def run_top_ignore(ctx: RunContext, *, min_gap: float) -> dict[str, float]:
+def run_top_ignore(ctx: RunContext, *, min_gap: float, row_offset: int) -> dict[str, float]:
     runs = ensure_runs(ctx)
     m: dict[str, float] = {}
+    teacher_power(m, runs, ctx, row_offset)
     keys = ("syn_abs_rel", "syn_pair_acc", "syn_edge_acc", "pair_acc", "abs_rel")
     for kind in ("noisy", "noisy_noignore", "synthetic"):
         record(m, runs, ctx, kind, keys)
@@ -373,10 +417,10 @@ def run_top_ignore(ctx: RunContext, *, min_gap: float) -> dict[str, float]:
 # (4) the student close to its teacher at a fraction of the cost
 
 
-def run_student_vs_teacher(ctx: RunContext, *, reps: int) -> dict[str, float]:
+def run_student_vs_teacher(ctx: RunContext, *, reps: int, row_offset: int) -> dict[str, float]:
     runs = ensure_runs(ctx)
     m: dict[str, float] = {}
-    teacher_power(m, runs, ctx)
+    teacher_power(m, runs, ctx, row_offset)
     record(m, runs, ctx, "real", ("pair_acc",))
     m["pair_acc_drop"] = m["teacher_pair_acc"] - m["pair_acc_real"]
     teacher = runs[RunSpec("teacher", ctx.seed)][0]
