@@ -126,6 +126,27 @@ def test_padding_mask_forward_matches_unpadded():
     torch.testing.assert_close(out[:, 3:], ref, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "prompts, max_new_tokens, says",
+    [
+        ([[1, 2]], -1, "max_new_tokens must be >= 0"),
+        ([[1, 2]], 2.0, "max_new_tokens must be an integer"),
+        ([[1, 2]], True, "max_new_tokens must be an integer"),
+        ([], 2, "non-empty list of non-empty token lists"),
+        ([[1, 2], []], 2, "non-empty list of non-empty token lists"),
+        (torch.tensor([1, 2, 3]), 2, r"\(batch, length\) tensor .* got shape \(3,\)"),
+        (torch.zeros(1, 0, dtype=torch.long), 2, "both > 0"),
+        (torch.ones(1, 3), 2, "token ids, got dtype torch.float32"),
+        ([[1, 10_000]], 2, r"token id 10000 is outside the vocabulary \[0, "),
+        ([[-1, 2]], 2, "token id -1 is outside"),
+    ],
+)
+def test_generate_refuses_what_it_cannot_decode(prompts, max_new_tokens, says):
+    model = make_model(**GQA)
+    with pytest.raises(ValueError, match=says):
+        generate(model, prompts, max_new_tokens=max_new_tokens)
+
+
 def test_left_padded_batch_generate_equals_single():
     model = make_model(**GQA)
     prompts = [[5, 6, 7, 8, 9, 10, 11], [1, 2], [40, 41, 42, 43]]

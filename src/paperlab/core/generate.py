@@ -86,6 +86,29 @@ def _next_logits(model, ids, cache, position_ids, attention_mask) -> torch.Tenso
     return model.head(h[:, -1])  # (B, V): the lm_head runs on the last position only
 
 
+def _check_prompts(prompts, vocab_size: int) -> None:
+    """One ValueError naming what is wrong with `prompts` (shape, emptiness, token ids)."""
+    if isinstance(prompts, torch.Tensor):
+        if prompts.dim() != 2 or prompts.shape[0] == 0 or prompts.shape[1] == 0:
+            raise ValueError(
+                f"generate: prompts must be a (batch, length) tensor with both > 0, got shape "
+                f"{tuple(prompts.shape)} (a single prompt: prompts[None])"
+            )
+        if prompts.dtype.is_floating_point:
+            raise ValueError(f"generate: prompts must hold token ids, got dtype {prompts.dtype}")
+        ids = prompts
+    else:
+        if len(prompts) == 0 or any(len(p) == 0 for p in prompts):
+            raise ValueError("generate: prompts must be a non-empty list of non-empty token lists")
+        if not all(isinstance(p, Sequence | torch.Tensor) for p in prompts):
+            raise ValueError("generate: prompts must be a list of token lists (one per prompt)")
+        ids = torch.tensor([t for p in prompts for t in p])
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(f"generate: token id {bad} is outside the vocabulary [0, {vocab_size})")
+
+
 @torch.inference_mode()
 def generate(
     model,
@@ -106,7 +129,12 @@ def generate(
     rows that hit a stop token early are filled with `pad_token_id` after it); or a list of token
     lists -> returns the new tokens of each, ending with the stop token if one was produced.
     `attention_mask` (B, T) marks left padding in a tensor batch (1 = real token)."""
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(f"generate: max_new_tokens must be an integer, got {max_new_tokens!r}")
+    if max_new_tokens < 0:
+        raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens}")
     as_lists = not isinstance(prompts, torch.Tensor)
+    _check_prompts(prompts, model.config.vocab_size)
     device = model.embed_tokens.weight.device
     if as_lists:
         input_ids, attention_mask = left_pad(prompts, pad_token_id=pad_token_id, device=device)
