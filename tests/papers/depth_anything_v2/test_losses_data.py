@@ -167,12 +167,12 @@ def test_same_row_pairs_reject_bad_arguments():
 
 
 def test_real_photo_claims_need_the_teacher_to_rank_mirror_pairs():
-    from paperlab.papers.depth_anything_v2.claims import ROW_MARGIN, _judge_real, _judge_student
+    from paperlab.papers.depth_anything_v2.claims import ROW_MARGIN, judge_real, judge_student
 
     m = dict(teacher_pair_acc=0.80, teacher_mirror_pair_acc=0.5 + ROW_MARGIN / 2, pair_gap=0.05)
     m |= dict(pair_band=0.01, abs_rel_gain=0.01, delta1_gain=0.01, pair_acc_real=0.8)
     m |= dict(pair_acc_synthetic=0.75, pair_acc_drop=0.0, speedup=3.0)
-    for judge in (_judge_real, _judge_student):
+    for judge in (judge_real, judge_student):
         verdict, why = judge(m)
         assert verdict == "inconclusive" and "teacher_mirror_pair_acc" in why
         assert judge(m | dict(teacher_mirror_pair_acc=0.5 + 2 * ROW_MARGIN))[0] == "holds"

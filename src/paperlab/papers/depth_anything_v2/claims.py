@@ -140,7 +140,7 @@ def _teacher_powered(m: Mapping[str, float]) -> str | None:
     return None
 
 
-def _judge_real(m: Mapping[str, float]) -> tuple[Verdict, str]:
+def judge_real(m: Mapping[str, float]) -> tuple[Verdict, str]:
     if why := _teacher_powered(m):
         return "inconclusive", why
     gap, b = m["pair_gap"], m["pair_band"]
@@ -156,7 +156,7 @@ def _judge_real(m: Mapping[str, float]) -> tuple[Verdict, str]:
     return "inconclusive", text + " (mixed or within the band)"
 
 
-def _judge_gap(key: str, band_key: str, power_key: str, harm: bool = False):
+def judge_gap(key: str, band_key: str, power_key: str, harm: bool = False):
     def judge(m: Mapping[str, float]) -> tuple[Verdict, str]:
         if why := _powered(m, power_key, SYNTHETIC_BAR):
             return "inconclusive", why
@@ -171,7 +171,7 @@ def _judge_gap(key: str, band_key: str, power_key: str, harm: bool = False):
     return judge
 
 
-def _judge_student(m: Mapping[str, float]) -> tuple[Verdict, str]:
+def judge_student(m: Mapping[str, float]) -> tuple[Verdict, str]:
     if why := _teacher_powered(m):
         return "inconclusive", why
     text = (
@@ -196,7 +196,7 @@ PAPER = PaperClaims(
                 f"teacher pair acc >= {TEACHER_BAR}, mirror pairs >= 0.5 + {ROW_MARGIN} (else "
                 f"inconclusive); pair-acc gap >= "
                 f"max(2 s.e., {MIN_PAIR_GAP}) with better AbsRel and delta1 holds; <= -band fails",
-                _judge_real,
+                judge_real,
             ),
             run=partial(
                 experiments.run_real_vs_synthetic, min_gap=MIN_PAIR_GAP, row_offset=SAME_ROW_OFFSET
@@ -219,7 +219,7 @@ PAPER = PaperClaims(
             criterion=custom(
                 f"synthetic pair acc >= {SYNTHETIC_BAR} (else inconclusive); edge-acc gain "
                 f">= max(2 s.e., {MIN_EDGE_GAP}) holds; <= -band fails",
-                _judge_gap("edge_gap", "edge_band", "syn_pair_acc_synthetic"),
+                judge_gap("edge_gap", "edge_band", "syn_pair_acc_synthetic"),
             ),
             run=partial(
                 experiments.run_gradient_matching, min_gap=MIN_EDGE_GAP, row_offset=SAME_ROW_OFFSET
@@ -237,7 +237,7 @@ PAPER = PaperClaims(
                 f"synthetic pair acc >= {SYNTHETIC_BAR} and noise harm >= {NOISE_HARM_BAR} (else "
                 f"inconclusive); AbsRel reduction >= max(2 s.e., {MIN_ABS_REL_GAP}) holds; "
                 "<= -band fails",
-                _judge_gap("abs_rel_gain", "abs_rel_band", "syn_pair_acc_noisy", harm=True),
+                judge_gap("abs_rel_gain", "abs_rel_band", "syn_pair_acc_noisy", harm=True),
             ),
             run=partial(
                 experiments.run_top_ignore, min_gap=MIN_ABS_REL_GAP, row_offset=SAME_ROW_OFFSET
@@ -257,7 +257,7 @@ PAPER = PaperClaims(
                 f"teacher pair acc >= {TEACHER_BAR}, mirror pairs >= 0.5 + {ROW_MARGIN} (else "
                 f"inconclusive); drop <= "
                 f"{MAX_TEACHER_DROP} and speed-up >= {MIN_SPEEDUP}",
-                _judge_student,
+                judge_student,
             ),
             run=partial(
                 experiments.run_student_vs_teacher, reps=TIMING_REPS, row_offset=SAME_ROW_OFFSET
