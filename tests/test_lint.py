@@ -45,3 +45,12 @@ def test_no_format_skip_markers():
         if "fmt: " + "skip" in line or "fmt: " + "off" in line
     ]
     assert not marked, marked
+
+
+def test_test_modules_have_unique_basenames():
+    """The tests are not packages (no __init__.py): pytest imports each test module by its
+    basename, so two test_cli.py files stop the whole collection on a fresh clone."""
+    seen: dict[str, Path] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        assert path.name not in seen, f"{path} and {seen[path.name]} share a basename"
+        seen[path.name] = path
