@@ -28,12 +28,11 @@ seed) or a floor, whichever is larger. Runs in ``experiments.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from paperlab.claims import Claim, PaperClaims, Verdict, custom
-from paperlab.papers.depth_anything_v2 import experiments
+from paperlab.claims import Claim, PaperClaims, custom
+from paperlab.papers.depth_anything_v2 import experiments, judges
 
 TEACHER_BAR = 0.60  # teacher's DA-2K-mini pair accuracy needed to call the miniature powered
 SAME_ROW_OFFSET = 5  # same-row pairs: |row_a - row_b| <= this (of the photo's 500 rows)
@@ -126,60 +125,26 @@ PRESETS = {
 }
 
 
-def _powered(m: Mapping[str, float], key: str, bar: float) -> str | None:
-    if m[key] < bar:
-        return f"not powered: {key}={m[key]:.3f} < {bar}"
-    return None
-
-
-def _teacher_powered(m: Mapping[str, float]) -> str | None:
-    if why := _powered(m, "teacher_pair_acc", TEACHER_BAR):
-        return why
-    if why := _powered(m, "teacher_mirror_pair_acc", 0.5 + ROW_MARGIN):
-        return why + " (the teacher does not rank mirror pairs: it knows only the layout)"
-    return None
-
-
-def judge_real(m: Mapping[str, float]) -> tuple[Verdict, str]:
-    if why := _teacher_powered(m):
-        return "inconclusive", why
-    gap, b = m["pair_gap"], m["pair_band"]
-    text = (
-        f"pair acc real {m['pair_acc_real']:.3f} vs synthetic {m['pair_acc_synthetic']:.3f} "
-        f"(gap {gap:+.3f}, band {b:.3f}); AbsRel gain {m['abs_rel_gain']:+.3f}, "
-        f"delta1 gain {m['delta1_gain']:+.3f}"
-    )
-    if gap >= b and m["abs_rel_gain"] > 0 and m["delta1_gain"] > 0:
-        return "holds", text
-    if gap <= -b:
-        return "fails", text
-    return "inconclusive", text + " (mixed or within the band)"
+# the judges (judges.py) with this module's goalposts
+judge_real = partial(judges.judge_real, teacher_bar=TEACHER_BAR, mirror_bar=0.5 + ROW_MARGIN)
+judge_student = partial(
+    judges.judge_student,
+    teacher_bar=TEACHER_BAR,
+    mirror_bar=0.5 + ROW_MARGIN,
+    max_drop=MAX_TEACHER_DROP,
+    min_speedup=MIN_SPEEDUP,
+)
 
 
 def judge_gap(key: str, band_key: str, power_key: str, harm: bool = False):
-    def judge(m: Mapping[str, float]) -> tuple[Verdict, str]:
-        if why := _powered(m, power_key, SYNTHETIC_BAR):
-            return "inconclusive", why
-        if harm and (why := _powered(m, "noise_harm", NOISE_HARM_BAR)):
-            return "inconclusive", why + " (the label noise barely hurt)"
-        gap, b = m[key], m[band_key]
-        text = f"{key}={gap:+.4f}, band {b:.4f}"
-        if gap >= b:
-            return "holds", text
-        return ("fails", text) if gap <= -b else ("inconclusive", text + " (within the band)")
-
-    return judge
-
-
-def judge_student(m: Mapping[str, float]) -> tuple[Verdict, str]:
-    if why := _teacher_powered(m):
-        return "inconclusive", why
-    text = (
-        f"drop {m['pair_acc_drop']:+.3f} (<= {MAX_TEACHER_DROP}), speed-up "
-        f"{m['speedup']:.2f}x (>= {MIN_SPEEDUP})"
+    return partial(
+        judges.judge_gap,
+        key=key,
+        band_key=band_key,
+        power_key=power_key,
+        power_bar=SYNTHETIC_BAR,
+        harm_bar=NOISE_HARM_BAR if harm else None,
     )
-    ok = m["pair_acc_drop"] <= MAX_TEACHER_DROP and m["speedup"] >= MIN_SPEEDUP
-    return ("holds" if ok else "fails"), text
 
 
 PAPER = PaperClaims(
