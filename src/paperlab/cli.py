@@ -41,6 +41,19 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "Depth Anything V2: photo -> relative depth; teacher/pseudo-label/student pipeline",
     ),
     "crag": ("paperlab.papers.crag.cli", "CRAG: mock KG API, RAG baselines, scoring"),
+    "octopus": (
+        "paperlab.papers.octopus_v4.cli",
+        "Octopus v4: route a query through a graph of models with functional tokens",
+    ),
+    "magpie": (
+        "paperlab.papers.magpie.cli",
+        "Magpie: synthesise alignment data from the pre-query template; tag and filter it",
+    ),
+    "irpo": ("paperlab.papers.irpo.cli", "Iterative RPO: DPO + NLL on the model's own CoT samples"),
+    "advprompter": (
+        "paperlab.papers.advprompter.cli",
+        "AdvPrompter: train a suffix prompter, attack a target, harden it",
+    ),
 }
 
 EPILOG = """examples:
