@@ -414,3 +414,73 @@ def test_isolation_report_shape_and_honesty() -> None:
     if os.geteuid() == 0:  # as root (CI) every core protection must be there
         core = {"pgroup", "rlimits", "env", "netns", "pidns", "ipcns", "mountns", "uid"}
         assert all(ok for n, ok, _ in rows if n in core), rows
+
+
+# -- host sockets bound to a path ------------------------------------------------------------
+
+
+def test_no_unix_socket_can_be_created_but_socketpair_works() -> None:
+    needs("nounix")
+    code = (
+        "import socket\n"
+        "a, b = socket.socketpair(); a.sendall(b'x'); assert b.recv(1) == b'x'\n"
+        "try:\n"
+        "    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "except PermissionError:\n"
+        "    print('refused')\n"
+    )
+    assert py(code).stdout == "refused\n"
+    assert py(code, network=True).stdout == ""  # control: network=True lifts the filter
+
+
+def test_world_writable_host_socket_is_unreachable(tmp_path: Path) -> None:
+    needs("nounix", "mountns")
+    # a world-writable socket the sandbox uid can reach: outside every tmpfs-covered dir
+    base = Path(tempfile.mkdtemp(prefix="paperlab-sock-", dir=Path(__file__).parent))
+    try:
+        os.chmod(base, 0o755)
+        path = base / "s.sock"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+            server.bind(str(path))
+            os.chmod(path, 0o777)
+            server.listen(1)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                c.connect(str(path))  # control: reachable from the host
+            code = (
+                "import socket, sys\n"
+                "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+                f"s.connect({str(path)!r}); s.sendall(b'secret'); print('connected')\n"
+            )
+            r = py(code)
+            assert r.status == "error" and "connected" not in r.stdout, r
+            assert "PermissionError" in r.stderr, r.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_run_is_hidden_behind_a_private_tmpfs() -> None:
+    needs("mountns")
+    if not os.path.isdir("/run") or os.path.islink("/run") or not os.listdir("/run"):
+        pytest.skip("no non-empty /run directory here")
+    r = py("import os; print(len(os.listdir('/run')))")
+    assert r.passed and r.stdout == "0\n", r
+
+
+def test_directories_left_by_a_killed_run_are_swept() -> None:
+    import subprocess
+
+    from paperlab.core.sandbox import remove_stale_workspaces
+
+    code = (
+        "import os, signal\n"
+        "from paperlab.core.sandbox import Sandbox\n"
+        "sb = Sandbox().__enter__(); sb.write('x.txt', 'x'); print(sb.path.parent, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    left = Path(out.stdout.strip())
+    assert out.returncode == -9 and left.is_dir(), out
+    assert left in remove_stale_workspaces()
+    assert not left.exists()
+    with Sandbox() as sb:  # a live process's directory is never swept
+        assert sb.path.parent not in remove_stale_workspaces() and sb.path.exists()

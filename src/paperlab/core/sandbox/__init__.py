@@ -15,13 +15,16 @@ ever happens in the caller) that:
   ``network=True``), **IPC**, **mount** and **PID** namespaces;
 * as pid 1 of the new PID namespace: makes the whole filesystem **read-only and nosuid**
   (recursive ``mount_setattr``), mounts a fresh ``/proc`` and private size-capped tmpfs on
-  ``/tmp``, ``/var/tmp``, ``/dev/shm``, and bind-mounts the sandbox directory back
+  ``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run``, and bind-mounts the sandbox directory back
   read-write (same path inside and out). Nothing the program writes outside it survives;
 * forks the program, which drops to a **fresh uid/gid per sandbox** (from 2,000,000,000 up;
   no capabilities, no supplementary groups, ``no_new_privs``) and applies the **rlimits**
   (CPU, address space, processes, file size, open files, no core). A fresh uid matters:
   ``RLIMIT_NPROC`` counts processes per real uid and is not enforced for root, so a fork
   bomb is bounded and concurrent sandboxes do not share (or see) each other's budget;
+* installs a **seccomp filter** that refuses ``socket(AF_UNIX, ...)`` (unless
+  ``network=True``): a read-only mount does not stop a ``connect()`` to a host socket bound
+  to a path, and the network namespace hides only abstract ones;
 * the run ends when the program's main process exits: pid 1 exits and the kernel kills
   everything left in the namespace (background and double-forked processes included).
 
@@ -39,12 +42,13 @@ process group + subreaper, rlimits, scrubbed environment, timeouts and output ca
 (the program can then read/write your files and signal your processes).
 ``RunResult.isolation`` always lists what was in force for that run.
 
-Not covered: the kernel itself (no seccomp filter; this is not a VM); reading host files
-that are world-readable (there is no network to send them anywhere, only stdout); disk use
-inside the sandbox directory (bounded only by ``file_bytes`` per file and the time limit);
-toolchains under directories the sandbox uid cannot reach (e.g. ``/root/.cargo``). Language
-runtimes: the JVM needs ``memory_bytes=None`` (it reserves far more address space than it
-uses; the memory cgroup still caps it) and ~20+ threads (``processes``; more on many cores).
+Not covered: the kernel itself (the only seccomp rule is the one above; this is not a VM);
+reading host files that are world-readable (there is no network to send them anywhere, only
+stdout); disk use inside the sandbox directory (bounded only by ``file_bytes`` per file and
+the time limit); toolchains under directories the sandbox uid cannot reach (e.g.
+``/root/.cargo``). Language runtimes: the JVM needs ``memory_bytes=None`` (it reserves far
+more address space than it uses; the memory cgroup still caps it) and ~20+ threads
+(``processes``; more on many cores).
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from pathlib import Path
 from types import TracebackType
 
 from . import _probe
-from ._fs import Workspace, allocate_uid, covered_by_tmpfs, traversable_by_others
+from ._fs import Workspace, allocate_uid, covered_by_tmpfs, remove_stale, traversable_by_others
 from ._launch import TMPFS_DIRS, launch
 from ._types import DEFAULT_LIMITS, STATUSES, Limits, RunResult
 
@@ -67,6 +71,7 @@ __all__ = [
     "Sandbox",
     "isolation_report",
     "program_path",
+    "remove_stale_workspaces",
     "run_program",
 ]
 
@@ -76,6 +81,12 @@ _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 def isolation_report() -> list[tuple[str, bool, str]]:
     """(feature, available, detail) for every protection; probed once per process."""
     return _probe.report()
+
+
+def remove_stale_workspaces() -> list[Path]:
+    """Remove the sandbox directories of processes that died without cleaning up (a kill -9);
+    done once per process automatically, on the first sandbox. Returns what was removed."""
+    return remove_stale()
 
 
 def program_path() -> str:

@@ -49,6 +49,46 @@ def covered_by_tmpfs(path: str, tmpfs_dirs: tuple[str, ...]) -> bool:
     return False
 
 
+PREFIX = "paperlab-sbx-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[Path]:
+    """Remove sandbox directories left by a process that died without cleaning up (a kill -9
+    of ``mceval run``): ``paperlab-sbx-<pid>-*`` of our own uid whose ``pid`` is gone. A dir
+    whose pid was reused by another process stays (harmless: the next sweep gets it)."""
+    removed = []
+    for base in dict.fromkeys((tempfile.gettempdir(), "/tmp")):
+        try:
+            entries = list(Path(base).glob(PREFIX + "*-*"))
+        except OSError:
+            continue
+        for d in entries:
+            pid = d.name[len(PREFIX) :].split("-", 1)[0]
+            try:
+                mine = d.is_dir() and not d.is_symlink() and d.stat().st_uid == os.getuid()
+            except OSError:
+                continue
+            if mine and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+                ws = Workspace.__new__(Workspace)
+                ws.root = d
+                try:
+                    ws.remove()
+                    removed.append(d)
+                except OSError:
+                    pass
+    return removed
+
+
 class Workspace:
     def __init__(self, owner: int | None) -> None:
         """``owner``: uid (= gid) that gets ``work/`` and ``tmp/``; None = the caller."""
@@ -56,7 +96,7 @@ class Workspace:
         base = tempfile.gettempdir()
         if owner is not None and not traversable_by_others(base):
             base = "/tmp"  # the sandbox uid must be able to reach its directory
-        self.root = Path(tempfile.mkdtemp(prefix="paperlab-sbx-", dir=base)).resolve()
+        self.root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base)).resolve()
         self.work, self.tmp = self.root / "work", self.root / "tmp"
         try:
             os.chmod(self.root, 0o711)

@@ -43,6 +43,11 @@ SYS_MOUNT_SETATTR = 442  # same number on every architecture (syscalls >= 424 ar
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 1, 24, 28
 PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 36, 38, 47
 SECBIT_NOROOT, SECBIT_NOROOT_LOCKED, PR_CAP_AMBIENT_CLEAR_ALL = 1, 2, 4
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+# classic BPF opcodes for the seccomp filter (linux/filter.h, linux/seccomp.h)
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, EACCES, AF_UNIX = 0x7FFF0000, 0x00050000, 13, 1
+X32_SYSCALL_BIT = 0x40000000
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _terminate = False
@@ -132,6 +137,47 @@ def _setup_mounts(cfg):
     os.close(root_fd)
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _deny_unix_sockets(arch, socket_nr):
+    """A seccomp filter: ``socket(AF_UNIX, ...)`` fails with EACCES, every other call is
+    allowed, and so is everything the program does not ask for. The network namespace hides
+    abstract sockets but not the ones bound to a path (a world-writable socket under /run, a
+    container runtime's, a desktop bus's), and a read-only mount does not stop a connect().
+    ``socketpair`` stays allowed: it reaches nothing outside. A call made through a foreign
+    ABI (x32, or a 32-bit program on a 64-bit kernel) fails with EACCES too, so nobody goes
+    around the filter by changing the calling convention."""
+    deny = SECCOMP_RET_ERRNO | EACCES
+    prog = [
+        (BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (BPF_JEQ_K, 1, 0, arch),
+        (BPF_RET_K, 0, 0, deny),
+        (BPF_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+        (BPF_JGE_K, 0, 1, X32_SYSCALL_BIT),
+        (BPF_RET_K, 0, 0, deny),
+        (BPF_JEQ_K, 0, 3, socket_nr),
+        (BPF_LD_W_ABS, 0, 0, 16),  # low 32 bits of args[0] (little-endian): the domain
+        (BPF_JEQ_K, 0, 1, AF_UNIX),
+        (BPF_RET_K, 0, 0, deny),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+    ]
+    filters = (_SockFilter * len(prog))(*[_SockFilter(*ins) for ins in prog])
+    fprog = _SockFprog(len(prog), filters)
+    ret = _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)
+    _check(ret, "seccomp filter")
+
+
 def _drop_capabilities():
     """No capability survives exec, even for uid 0 inside a user namespace."""
     _prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED)
@@ -193,6 +239,8 @@ def _exec_program(cfg, status_fd):
             if 0 in os.getresuid() or 0 in os.getresgid():
                 raise OSError("privileges were not dropped")
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        if cfg["deny_unix"]:
+            _deny_unix_sockets(*cfg["deny_unix"])
         os.chdir(cfg["cwd"])
         _execvpe(cfg["argv"], cfg["env"])
     except BaseException as exc:  # noqa: BLE001 - report anything, then die

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import selectors
 import signal
 import subprocess
@@ -22,7 +23,11 @@ HELPER = Path(__file__).with_name("_helper.py")
 DRAIN_AFTER_EXIT_S = 0.25  # output still buffered when the tree is gone
 TERM_GRACE_S = 2.0  # the helper gets this long to kill its namespace before we SIGKILL it
 TMPFS_BYTES = 64 << 20  # size of each private tmpfs (/tmp, /var/tmp, /dev/shm)
-TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
+# /run (and /var/run where it is a directory of its own) hold the host's sockets and
+# runtime secrets: the sandbox sees empty ones.
+TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run", "/var/run")
+# (seccomp audit arch, socket syscall number) where the no-unix-sockets filter is known
+SECCOMP_SOCKET = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}.get(platform.machine())
 _SIGNAL_NOTES = {
     signal.SIGXCPU: "CPU time limit",
     signal.SIGXFSZ: "file size limit",
@@ -45,6 +50,7 @@ class Mode:
         names += ["userns"] if self.userns else []
         names += [f"{ns}ns" for ns in self.namespaces if not (ns == "net" and network)]
         names += ["uid"] if self.drop_uid else []
+        names += ["nounix"] if SECCOMP_SOCKET and not network else []
         return tuple(names)
 
 
@@ -103,6 +109,7 @@ def launch(
         "rlimits": limits.rlimits(extra_processes=extra),
         "memcg": str(memcg) if memcg else None,
         "tmpfs": list(TMPFS_DIRS),
+        "deny_unix": None if network else SECCOMP_SOCKET,
         "tmpfs_bytes": TMPFS_BYTES,
     }
     try:

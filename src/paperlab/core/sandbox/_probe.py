@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from . import _cgroup
-from ._fs import Workspace, allocate_uid
+from ._fs import Workspace, allocate_uid, remove_stale
 from ._launch import Mode, launch
 from ._types import Limits
 
@@ -27,7 +27,9 @@ FEATURES = {
     "pidns": "own PID namespace: host processes are invisible, everything dies with the run",
     "ipcns": "own IPC namespace: SysV/POSIX IPC objects vanish with the run",
     "mountns": "whole filesystem read-only and nosuid except the sandbox dir; private tmpfs "
-    "on /tmp, /var/tmp, /dev/shm",
+    "on /tmp, /var/tmp, /dev/shm, /run",
+    "nounix": "seccomp filter: no AF_UNIX socket can be created, so no host socket bound to a "
+    "path is reachable (the network namespace only hides abstract ones)",
     "uid": "fresh unprivileged uid/gid per sandbox, no capabilities, no_new_privs "
     "(RLIMIT_NPROC then counts only that sandbox)",
     "userns": "user namespace, only needed without root",
@@ -73,6 +75,7 @@ def _memcg_works() -> str | None:
 
 @functools.cache
 def system() -> System:
+    remove_stale()  # what a killed earlier run left behind
     failures: dict[str, str] = {}
     candidates = [ROOT, ROOT_NO_NS] if os.geteuid() == 0 else [USERNS]
     chosen = BASIC
