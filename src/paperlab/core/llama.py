@@ -364,10 +364,16 @@ class Llama(nn.Module):
         device: torch.device | str = "cpu",
         dtype: torch.dtype | None = None,
     ) -> Llama:
+        """A model saved by `save_pretrained`, or a Hugging Face directory (`config.json` +
+        single or sharded safetensors; Llama, and Mistral without a sliding window)."""
         from safetensors.torch import load_file
 
         from paperlab.core.checkpoint import read_safetensors_metadata
 
+        if Path(path).is_dir() and (Path(path) / "config.json").is_file():
+            from paperlab.core.hf import load_hf_directory
+
+            return load_hf_directory(path, device=device, dtype=dtype)
         file = _checkpoint_file(Path(path), creating=False)
         metadata = read_safetensors_metadata(file)
         kind = metadata.get("paperlab_model", "Llama")
