@@ -54,6 +54,14 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.advprompter.cli",
         "AdvPrompter: train a suffix prompter, attack a target, harden it",
     ),
+    "mmlu-redux": (
+        "paperlab.papers.mmlu_redux.cli",
+        "MMLU-Redux: error taxonomy, corrupt MC data, detect errors, re-score rankings",
+    ),
+    "prompt-report": (
+        "paperlab.papers.prompt_report.cli",
+        "The Prompt Report: the technique taxonomy, techniques as programs, a benchmark",
+    ),
 }
 
 EPILOG = """examples:
