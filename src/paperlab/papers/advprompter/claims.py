@@ -42,7 +42,7 @@ class AdvPrompterConfig:
     n_train: int = 96  # training requests (of 144 - n_test)
     n_test: int = 48  # held-out refused requests the ASR is measured on
     k: int = 10  # ASR@k
-    time_requests: int = 4  # requests timed in the speed claim
+    time_requests: int = 8  # requests timed in the speed claim (one batch)
     time_reps: int = 3
     harden_steps: int = 200
     harden_lr: float = 1e-3

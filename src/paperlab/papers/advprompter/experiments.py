@@ -187,6 +187,7 @@ def run_asr(ctx: RunContext) -> dict[str, float]:
         res = asr_at_k(fn, target, tok, test, k)
         out[f"asr1_{name}"], out[f"asrk_{name}"] = res["asr1"], res["asrk"]
         ctx.notes[f"suffixes_{name}"] = res["suffixes"][:5]
+        out[f"distinct_{name}"] = len(set(res["suffixes"])) / len(res["suffixes"])
         # the suffixes of trial t are rows t*n..; instructs in the same order
         by_trial = [r.text for _ in range(k) for r in test]
         ppl = suffix_perplexity(base, tok, by_trial, res["suffixes"])
@@ -203,29 +204,29 @@ def run_asr(ctx: RunContext) -> dict[str, float]:
 
 
 def run_speed(ctx: RunContext) -> dict[str, float]:
-    """Seconds per suffix: sampling one from the trained prompter vs AdvPrompterOpt for one
-    request (started from the untrained prompter, as an attack without AdvPrompter would be),
-    interleaved on the same requests."""
+    """Seconds per suffix: sampling from the trained prompter vs AdvPrompterOpt (started from
+    the untrained prompter, as an attack without AdvPrompter would be), each on one batch of
+    ``time_requests`` held-out requests (batches of 8 as in training), interleaved."""
     cfg, w = ctx.config, world(ctx)
     tok, target, allowed = w["tok"], w["target"], w["allowed"]
     reqs = w["test_set"][: cfg.time_requests]
+    instructs, targets = [r.text for r in reqs], [r.target for r in reqs]
     gen = torch.Generator().manual_seed(ctx.seed + 17)
     params = opt_params(cfg)
     methods = {
-        "generate": lambda r: sample_suffixes(
-            w["prompter"], tok, [r.text], allowed, length=cfg.suffix_len, generator=gen
-        )[0],
-        "optimise": lambda r: advprompter_opt(
-            w["untrained"], target, tok, [r.text], [r.target], allowed, params, generator=gen
-        )[0],
+        "generate": lambda xs: sample_suffixes(
+            w["prompter"], tok, xs, allowed, length=cfg.suffix_len, generator=gen
+        ),
+        "optimise": lambda xs: advprompter_opt(
+            w["untrained"], target, tok, xs, targets, allowed, params, generator=gen
+        ),
     }
     timings = time_interleaved(
-        methods, reqs, reps=cfg.time_reps, progress=ctx.progress, desc="advprompter: timing"
+        methods, [instructs], reps=cfg.time_reps, progress=ctx.progress, desc="timing"
     )
     n = len(reqs)
-    instructs = [r.text for r in reqs]
-    opt_ok = jailbroken(target, tok, instructs, timings.outputs["optimise"])
-    gen_ok = jailbroken(target, tok, instructs, timings.outputs["generate"])
+    opt_ok = jailbroken(target, tok, instructs, timings.outputs["optimise"][0])
+    gen_ok = jailbroken(target, tok, instructs, timings.outputs["generate"][0])
     return {
         "sec_per_generated": timings.median("generate") / n,
         "sec_per_optimised": timings.median("optimise") / n,

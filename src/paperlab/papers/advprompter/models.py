@@ -53,6 +53,10 @@ class ModelSize:
     max_seq_len: int = 40
 
 
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
 def build_llama(vocab_size: int, size: ModelSize) -> Llama:
     return Llama(
         LlamaConfig(
@@ -110,7 +114,8 @@ def continuation_loss(
     ``reweight_loss``: the first tokens of the affirmative target matter most)."""
     rows = [list(p) + list(c) for p, c in zip(prompts, continuations, strict=True)]
     ids, _ = pad_right(rows)
-    logits = model(ids[:, :-1])  # (B, T-1, V)
+    device = _device(model)
+    logits = model(ids[:, :-1].to(device)).float().cpu()  # (B, T-1, V)
     labels = ids[:, 1:]
     T = labels.shape[1]
     pos = torch.arange(T)[None, :]
@@ -144,8 +149,8 @@ def greedy_replies(
         by_len.setdefault(len(r), []).append(i)
     out: list[str] = [""] * len(rows)
     for idx in by_len.values():  # equal lengths batch without padding
-        ids = torch.tensor([rows[i] for i in idx])
-        done = torch.zeros(len(idx), dtype=torch.bool)
+        ids = torch.tensor([rows[i] for i in idx], device=_device(target))
+        done = torch.zeros(len(idx), dtype=torch.bool, device=ids.device)
         new = []
         for _ in range(max_new_tokens):
             nxt = target(ids)[:, -1].argmax(-1)
@@ -155,7 +160,7 @@ def greedy_replies(
             ids = torch.cat([ids, nxt[:, None]], 1)
             if bool(done.all()):
                 break
-        gen = torch.stack(new, 1).tolist()
+        gen = torch.stack(new, 1).cpu().tolist()
         for j, i in enumerate(idx):
             seq = gen[j][: gen[j].index(EOS)] if EOS in gen[j] else gen[j]
             out[i] = tok.decode(seq)
@@ -189,7 +194,8 @@ def sample_suffixes(
     ids, _ = pad_right([prompt_ids(tok, x) for x in instructs])
     start = ids.shape[1]
     for _ in range(length):
-        logits = prompter(ids)[:, -1].masked_fill(~allowed, float("-inf"))
+        logits = prompter(ids.to(_device(prompter)))[:, -1].float().cpu()
+        logits = logits.masked_fill(~allowed, float("-inf"))
         probs = logits_to_probs(logits, temperature=temperature, top_p=top_p)
         nxt = torch.multinomial(probs, 1, generator=generator)
         ids = torch.cat([ids, nxt], 1)

@@ -53,7 +53,8 @@ def apply_repetition_penalty(logits: torch.Tensor, prev_ids: torch.Tensor, penal
 
 def _next_logits(model: nn.Module, tok: WordTokenizer, instructs, suffix_ids) -> torch.Tensor:
     rows = [prompt_ids(tok, x) + s for x, s in zip(instructs, suffix_ids, strict=True)]
-    return model(torch.tensor(rows))[:, -1].float()  # equal lengths: no padding
+    device = next(model.parameters()).device
+    return model(torch.tensor(rows, device=device))[:, -1].float().cpu()  # equal lengths
 
 
 def _sample_keep_best(scores: torch.Tensor, n: int, temperature: float, gen) -> torch.Tensor:

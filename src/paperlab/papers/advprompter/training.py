@@ -126,6 +126,7 @@ def train_prompter(
     resume: bool = False,
     progress: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
+    meta: dict | None = None,
 ) -> dict:
     """Train the prompter's LoRA weights in place (Alg. 1); return the history per epoch
     (``opt_jailbroken``, ``loss_init``, ``loss_opt``, ``nll``, ``buffer``)."""
@@ -137,9 +138,9 @@ def train_prompter(
     history: dict[str, list[float]] = {}
     start = 0
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        meta = load_checkpoint(checkpoint, prompter, optimizer=optimizer, kind=CHECKPOINT_KIND)
-        start, history = meta["epoch"], meta["history"]
-        buffer.load_state(meta["buffer"])
+        saved = load_checkpoint(checkpoint, prompter, optimizer=optimizer, kind=CHECKPOINT_KIND)
+        start, history = saved["epoch"], saved["history"]
+        buffer.load_state(saved["buffer"])
     gen = torch.Generator().manual_seed(seed)
     target.eval()
     for epoch in range(start, recipe.epochs):
@@ -191,9 +192,13 @@ def train_prompter(
             history.setdefault(key, []).append(sum(values) / len(values))
         history.setdefault("buffer", []).append(len(buffer))
         if checkpoint is not None:  # the finished epoch is kept (Ctrl-C loses only the next)
-            meta = {"epoch": epoch + 1, "history": history, "buffer": buffer.state()}
+            saved = {"epoch": epoch + 1, "history": history, "buffer": buffer.state()}
             save_checkpoint(
-                checkpoint, prompter, optimizer=optimizer, meta=meta, kind=CHECKPOINT_KIND
+                checkpoint,
+                prompter,
+                optimizer=optimizer,
+                meta=(meta or {}) | saved,
+                kind=CHECKPOINT_KIND,
             )
         if on_epoch is not None:
             on_epoch(epoch, history)
