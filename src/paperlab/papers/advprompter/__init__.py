@@ -30,7 +30,12 @@ from paperlab.papers.advprompter.models import (
     train_base,
     train_target,
 )
-from paperlab.papers.advprompter.opt import OptParams, advprompter_opt, apply_repetition_penalty
+from paperlab.papers.advprompter.opt import (
+    OptParams,
+    advprompter_opt,
+    apply_repetition_penalty,
+    sample_keep_best,
+)
 from paperlab.papers.advprompter.training import (
     PrompterTraining,
     ReplayBuffer,
@@ -81,6 +86,7 @@ __all__ = [
     "prompter_nll",
     "random_suffix",
     "requests",
+    "sample_keep_best",
     "sample_suffixes",
     "split_refused",
     "suffix_perplexity",

@@ -57,7 +57,7 @@ def _next_logits(model: nn.Module, tok: WordTokenizer, instructs, suffix_ids) ->
     return model(torch.tensor(rows, device=device))[:, -1].float().cpu()  # equal lengths
 
 
-def _sample_keep_best(scores: torch.Tensor, n: int, temperature: float, gen) -> torch.Tensor:
+def sample_keep_best(scores: torch.Tensor, n: int, temperature: float, gen) -> torch.Tensor:
     """n indices per row sampled without replacement from softmax(scores / T), the argmax
     always first (the official ``always_include_best``)."""
     best = scores.argmax(-1, keepdim=True)
@@ -102,7 +102,7 @@ def advprompter_opt(
         logits_q = logits_q.masked_fill(~allowed, float("-inf"))
         logprobs_b = torch.log_softmax(logits_b.masked_fill(~allowed, float("-inf")), -1)
         k = p.top_k // n_in
-        cand = _sample_keep_best(logits_q, k, p.cand_temperature, generator)  # (bs*n_in, k)
+        cand = sample_keep_best(logits_q, k, p.cand_temperature, generator)  # (bs*n_in, k)
         # (2) target loss of every extended suffix; score = base logprob - lambda * loss change
         ext = [b + [c] for b, row in zip(beams, cand.tolist(), strict=True) for c in row]
         texts = [f"{x} {tok.decode(s)}" for x, s in zip(_rep(inst, k), ext, strict=True)]
@@ -111,7 +111,7 @@ def advprompter_opt(
         cand_scores = scores[:, None] + logprobs_b.gather(1, cand) - p.lambda_val * delta
         # (3) next beams sampled from the scores of all candidates of a request
         flat_scores = cand_scores.view(bs, n_in * k)
-        pick = _sample_keep_best(flat_scores, n_out, p.beam_temperature, generator)
+        pick = sample_keep_best(flat_scores, n_out, p.beam_temperature, generator)
         beams = [ext[i * n_in * k + j] for i in range(bs) for j in pick[i].tolist()]
         losses = cand_losses.view(bs, n_in * k).gather(1, pick).reshape(-1)
         scores = flat_scores.gather(1, pick).reshape(-1)
