@@ -349,20 +349,26 @@ def _with_lora(model: Llama, rank: int) -> torch.nn.Module:
 @torch.no_grad()
 def evaluate(
     model: Llama, problems: Sequence[ChainProblem], *, k: int, temperature: float, seed: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Greedy accuracy, majority-vote accuracy over ``k`` samples (maj@k) and the mean accuracy
-    of single samples, on ``problems``."""
+    of single samples on ``problems``; ``greedy_correct`` / ``maj_correct`` per problem (0/1)."""
     greedy = sample_completions(model, problems, n=1, temperature=0.0, seed=seed)
     samples = sample_completions(model, problems, n=k, temperature=temperature, seed=seed)
-    g = sum(_correct(p, t[0]) for p, t in zip(problems, greedy, strict=True))
-    votes = 0
+    g = [int(_correct(p, t[0])) for p, t in zip(problems, greedy, strict=True)]
+    votes = []
     for p, texts in zip(problems, samples, strict=True):
         answers = [final_answer(t) for t in texts]
         top = majority([None if a is None else int(a) for a in answers])
-        votes += top is not None and top == int(p.answer)
+        votes.append(int(top is not None and top == int(p.answer)))
     single = sum(_correct(p, t) for p, ts in zip(problems, samples, strict=True) for t in ts)
     n = len(problems)
-    return {"greedy_acc": g / n, "maj_acc": votes / n, "sample_acc": single / (n * k)}
+    return {
+        "greedy_acc": sum(g) / n,
+        "maj_acc": sum(votes) / n,
+        "sample_acc": single / (n * k),
+        "greedy_correct": g,
+        "maj_correct": votes,
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -456,25 +462,29 @@ def iterative_rpo(
             model, problems, n=cfg.samples, temperature=cfg.temperature, seed=it_seed
         )
         pairs, stats = build_pairs(problems, texts, k=cfg.pairs, seed=it_seed)
-        probe = pairs[:256]  # a fixed set of this iteration's pairs for the log-prob diagnosis
-        before = sequence_logps(model, probe) if probe else None
-        model, steps = train_iteration(
-            model, pairs, cfg, seed=it_seed, device=device, desc=f"irpo M{t + 1}"
+        record: dict[str, Any] = {"iteration": t + 1}
+        if pairs:
+            probe = pairs[:256]  # a fixed set of this iteration's pairs: the log-prob diagnosis
+            before = sequence_logps(model, probe)
+            model, steps = train_iteration(
+                model, pairs, cfg, seed=it_seed, device=device, desc=f"irpo M{t + 1}"
+            )
+            after = sequence_logps(model, probe)
+        else:  # nothing to prefer: M_{t+1} = M_t (the figures say why: pair_fraction 0)
+            before = after = torch.full((2,), float("nan"))
+            steps = {}
+        n = len(before) // 2
+        record.update(_eval(model, eval_problems, cfg, seed))
+        record.update(
+            pair_fraction=stats["pair_fraction"],
+            train_sample_acc=stats["sample_acc"],
+            n_pairs=stats["n_pairs"],
+            chosen_logp_before=float(before[:n].mean()),
+            chosen_logp_after=float(after[:n].mean()),
+            rejected_logp_before=float(before[n:].mean()),
+            rejected_logp_after=float(after[n:].mean()),
+            steps={k: v for k, v in steps.items() if k in ("loss", "chosen_logp", "nll", "dpo")},
         )
-        after = sequence_logps(model, probe)
-        n = len(probe)
-        record = {
-            "iteration": t + 1,
-            **_eval(model, eval_problems, cfg, seed),
-            "pair_fraction": stats["pair_fraction"],
-            "train_sample_acc": stats["sample_acc"],
-            "n_pairs": stats["n_pairs"],
-            "chosen_logp_before": float(before[:n].mean()),
-            "chosen_logp_after": float(after[:n].mean()),
-            "rejected_logp_before": float(before[n:].mean()),
-            "rejected_logp_after": float(after[n:].mean()),
-            "steps": {k: v for k, v in steps.items() if k in ("loss", "chosen_logp", "nll", "dpo")},
-        }
         history.append(record)
         if folder is not None:
             save_iteration(folder, t + 1, model, history)
@@ -486,7 +496,7 @@ def iterative_rpo(
 
 def _eval(
     model: Llama, problems: Sequence[ChainProblem], cfg: IRPOConfig, seed: int
-) -> dict[str, float]:
+) -> dict[str, Any]:
     if not problems:
         return {}
     return evaluate(model, problems, k=cfg.maj_k, temperature=cfg.temperature, seed=seed + 99)
