@@ -138,7 +138,7 @@ class RuleTagger:
 
 def _rule_difficulty(p: tasks.Parsed) -> str:
     """Longer operands and answers are harder for the tiny model: a rule, not a judgement."""
-    size = len(p.args[0]) if tasks.TASKS[p.task].kind == "word" else len(p.answer) + len(p.args)
+    size = len(p.args[0]) if tasks.TASKS[p.task].kind == "word" else len(p.answer or "") + 2
     return DIFFICULTY_LEVELS[min(max(size - 2, 0), len(DIFFICULTY_LEVELS) - 1)]
 
 

@@ -226,7 +226,10 @@ def data_figures(ev: dict[str, Any]) -> dict[str, float]:
     parsed = [tasks.parse(r["instruction"]) for r in records]
     covered = {p.task for p in parsed if p is not None}
     s = ev["stats"]
+    human = tasks.human_distinct_rate(n, seed=0)
     return {
+        "human_distinct_rate": human,
+        "distinct_vs_human": s["distinct_rate"] / human,
         "n_generated": float(n),
         "task_rate": sum(p is not None for p in parsed) / n,  # parses as one of the tasks
         "well_formed_rate": s["well_formed_rate"],

@@ -9,7 +9,7 @@
 
     base = pretrain_base(cfg, seed=0)
     aligned = align(base, cfg, seed=0)                     # a copy; base is untouched
-    tuned = finetune(base, [("Reverse the word kiv.", "vik")], cfg, seed=0)
+    tuned = finetune(base, [("Add 3 and 4.", "7")], cfg, seed=0)
     accuracy(tuned, held_out_set(100, seed=0))
 """
 
@@ -138,8 +138,16 @@ def _tune(
     return model.eval()
 
 
-def align(base: Llama, cfg: ModelConfig, *, seed: int, progress: bool = False) -> Llama:
-    """The aligned model: a copy of `base` tuned on fresh human-written task instructions.
+def align(
+    base: Llama,
+    cfg: ModelConfig,
+    *,
+    seed: int,
+    progress: bool = False,
+    sample: Callable[[random.Random], Pair] = tasks.human_example,
+) -> Llama:
+    """The aligned model: a copy of `base` tuned on fresh human-written task instructions
+    (`sample(rng) -> (instruction, reply)`).
 
     DEVIATION: the loss covers the user's turn as well as the reply. An LLM's instruction
     tuning usually masks the user's turn, and Magpie's premise is that the aligned model has
@@ -149,7 +157,7 @@ def align(base: Llama, cfg: ModelConfig, *, seed: int, progress: bool = False) -
     model = copy.deepcopy(base)
     return _tune(
         model,
-        tasks.human_example,
+        sample,
         cfg.align_steps,
         cfg,
         seed=seed,

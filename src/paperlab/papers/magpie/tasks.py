@@ -6,8 +6,8 @@ and a reply checked. That gives the miniature exact tags where the paper asks a 
 (`parse` -> well-formed or not, `rule_tags` -> difficulty, input quality, task category).
 
     rng = random.Random(0)
-    inst, reply = human_example(rng)     # ("Reverse the word kiv.", "vik")
-    parse("Reverse the word kiv.")       # Parsed(task="reverse", args=("kiv",), exact=True, ...)
+    inst, reply = human_example(rng)     # ("Add 3 and 4.", "7")
+    parse("Add 3 and 4.")                # Parsed(task="add", args=("3", "4"), exact=True, ...)
 """
 
 from __future__ import annotations
@@ -17,49 +17,42 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from paperlab.core.data.facts import make_facts
+
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-WORD_LEN = (3, 5)  # training words: 3..5 letters
-MAX_NUMBER = 49  # training numbers: 0..49
+WORD_LEN = (3, 6)  # training words: 3..6 letters
+MAX_NUMBER = 9  # training numbers: one digit
+N_FACTS = 48  # the made-up facts the aligned model knows ("the code of kiv is K")
+FACTS = {f.name: f.code for f in make_facts(N_FACTS, seed=2406)}
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
     category: str  # one of the official 12 task tags (curate.TASK_CATEGORIES)
-    phrasings: tuple[str, ...]  # with {w} (a word) or {a} {b} {c} (numbers)
-    solve: Callable[..., str]
-    kind: str  # "word" or "numbers"
+    phrasings: tuple[str, ...]  # with {w} (a word) or {a} {b} (numbers)
+    solve: Callable[..., str | None]
+    kind: str  # "word", "fact", "letter" or "numbers"
 
 
+# Tasks a tiny byte model learns within a CPU budget: look-ups it can memorise (facts, digit
+# pairs, letters) and letter counting. Copying tasks (reverse, uppercase a word, the first
+# letter) stayed under 15% after 800 tuning steps at this size.
 TASKS: dict[str, Task] = {
     t.name: t
     for t in (
         Task(
-            "reverse",
-            "Editing",
-            ("Reverse the word {w}.", "Write {w} backwards.", "Spell {w} in reverse."),
-            lambda w: w[::-1],
-            "word",
-        ),
-        Task(
-            "upper",
-            "Editing",
-            ("Write {w} in capital letters.", "Uppercase the word {w}.", "Make {w} all caps."),
-            lambda w: w.upper(),
-            "word",
+            "code",
+            "Information seeking",
+            ("What is the code of {w}?", "Tell me the code of {w}.", "Which code does {w} have?"),
+            lambda w: FACTS.get(w),
+            "fact",
         ),
         Task(
             "count",
-            "Information seeking",
+            "Data analysis",
             ("How many letters are in {w}?", "Count the letters of {w}."),
             lambda w: str(len(w)),
-            "word",
-        ),
-        Task(
-            "first",
-            "Information seeking",
-            ("What is the first letter of {w}?", "Which letter does {w} start with?"),
-            lambda w: w[0],
             "word",
         ),
         Task(
@@ -77,11 +70,11 @@ TASKS: dict[str, Task] = {
             "numbers",
         ),
         Task(
-            "min3",
-            "Data analysis",
-            ("What is the smallest of {a}, {b} and {c}?", "Find the minimum of {a}, {b}, {c}."),
-            lambda a, b, c: str(min(int(a), int(b), int(c))),
-            "numbers",
+            "upper",
+            "Editing",
+            ("Uppercase the letter {w}.", "Write {w} as a capital letter."),
+            lambda w: w.upper(),
+            "letter",
         ),
     )
 }
@@ -99,8 +92,8 @@ def _pattern(phrasing: str) -> re.Pattern:
 
 
 PATTERNS = [(t, p, _pattern(p)) for t in TASKS.values() for p in t.phrasings]
-KEYWORDS = ("reverse", "backwards", "capital", "uppercase", "caps", "letter", "count", "add")
-KEYWORDS += ("sum", "larger", "bigger", "smallest", "minimum", "what is", "which", "write")
+KEYWORDS = ("code", "capital", "uppercase", "letter", "count", "add", "sum", "larger", "bigger")
+KEYWORDS += ("what is", "which", "write", "tell me")
 
 
 @dataclass(frozen=True)
@@ -111,7 +104,8 @@ class Parsed:
     in_domain: bool  # the arguments lie in the training range (word length, number size)
 
     @property
-    def answer(self) -> str:
+    def answer(self) -> str | None:
+        """The exact answer (None: a made-up fact nobody knows)."""
         return TASKS[self.task].solve(*self.args)
 
 
@@ -123,9 +117,15 @@ def parse(instruction: str) -> Parsed | None:
         if m is None:
             continue
         groups = m.groupdict()
-        if task.kind == "word":
-            args: tuple[str, ...] = (groups["w"],)
-            in_domain = groups["w"].islower() and WORD_LEN[0] <= len(groups["w"]) <= WORD_LEN[1]
+        if task.kind != "numbers":
+            w = groups["w"]
+            args: tuple[str, ...] = (w,)
+            if task.kind == "word":
+                in_domain = w.islower() and WORD_LEN[0] <= len(w) <= WORD_LEN[1]
+            elif task.kind == "fact":
+                in_domain = w in FACTS
+            else:
+                in_domain = len(w) == 1 and w.islower()
         else:
             args = tuple(groups[k] for k in "abc" if groups.get(k) is not None)
             in_domain = all(str(int(x)) == x and int(x) <= MAX_NUMBER for x in args)
@@ -138,13 +138,17 @@ def sample_instruction(rng: random.Random, task: str | None = None) -> tuple[str
     """A random instruction of the training distribution (task drawn uniformly)."""
     t = TASKS[task] if task else rng.choice(list(TASKS.values()))
     phrasing = rng.choice(t.phrasings)
-    if t.kind == "word":
-        w = "".join(rng.choice(LETTERS) for _ in range(rng.randint(*WORD_LEN)))
+    if t.kind != "numbers":
+        if t.kind == "word":
+            w = "".join(rng.choice(LETTERS) for _ in range(rng.randint(*WORD_LEN)))
+        elif t.kind == "fact":
+            w = rng.choice(sorted(FACTS))
+        else:
+            w = rng.choice(LETTERS)
         values = {"w": w}
         args: tuple[str, ...] = (w,)
     else:
-        n = 3 if "{c}" in phrasing else 2
-        nums = [str(rng.randint(0, MAX_NUMBER)) for _ in range(n)]
+        nums = [str(rng.randint(0, MAX_NUMBER)) for _ in range(2)]
         values = dict(zip("abc", nums, strict=False))
         args = tuple(nums)
     return phrasing.format(**values), Parsed(t.name, args, True, True)
@@ -168,5 +172,16 @@ def held_out_set(n: int, *, seed: int) -> list[tuple[str, str]]:
     return out
 
 
-def is_correct(reply: str, answer: str) -> bool:
-    return reply.strip() == answer
+def is_correct(reply: str, answer: str | None) -> bool:
+    return answer is not None and reply.strip() == answer
+
+
+def distinct_rate(instructions: list[str]) -> float:
+    return len(set(instructions)) / max(len(instructions), 1)
+
+
+def human_distinct_rate(n: int, *, seed: int) -> float:
+    """The distinct rate of `n` human-written instructions: the reference for an extraction
+    (the task family's instance spaces are finite, so its own samples repeat)."""
+    rng = random.Random(f"magpie-human-distinct-{seed}")
+    return distinct_rate([sample_instruction(rng)[0] for _ in range(n)])
