@@ -31,6 +31,7 @@ from paperlab.papers.advprompter.training import (
 )
 from paperlab.papers.advprompter.world import (
     REFUSAL,
+    TRIGGER_WORDS,
     default_tokenizer,
     random_suffix,
     requests,
@@ -203,6 +204,8 @@ def run_asr(ctx: RunContext) -> dict[str, float]:
     return out
 
 
+# DEVIATION: the optimisation side is AdvPrompterOpt itself (GCG / AutoDAN, the paper's
+# comparison, are not implemented).
 def run_speed(ctx: RunContext) -> dict[str, float]:
     """Seconds per suffix: sampling from the trained prompter vs AdvPrompterOpt (started from
     the untrained prompter, as an attack without AdvPrompter would be), each on one batch of
@@ -239,7 +242,10 @@ def run_speed(ctx: RunContext) -> dict[str, float]:
 
 def _harden(ctx: RunContext, w: dict) -> tuple[Any, dict]:
     """Adversarial fine-tuning: the prompter's suffixes on the *training* requests paired with
-    the refusal, mixed with the target's own data (Sec. 4.3)."""
+    the refusal, mixed with the target's own data (Sec. 4.3).
+
+    DEVIATION: the mix (a third adversarial pairs), steps and lr are ours; the ordinary task
+    stands in for MMLU."""
     cfg, tok = ctx.config, w["tok"]
     gen = torch.Generator().manual_seed(ctx.seed + 19)
     pairs = []
@@ -306,6 +312,9 @@ def run_harden(ctx: RunContext) -> dict[str, float]:
         )
         hits = jailbroken(target, tok, [r.text for r in sub], opt)
         out[f"opt_success_{name}"] = sum(hits) / len(sub)
+        ctx.notes[f"opt_suffixes_{name}"] = opt[:5]
+        for word in TRIGGER_WORDS:  # which part of the hidden pattern the optimiser used
+            out[f"opt_{word}_{name}"] = sum(word in x.split() for x in opt) / len(sub)
     out["asr1_drop"] = out["asr1_before"] - out["asr1_after"]
     out["task_acc_drop"] = out["task_acc_before"] - out["task_acc_after"]
     return out

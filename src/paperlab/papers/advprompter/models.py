@@ -85,7 +85,9 @@ def check_compatible(prompter_vocab: int, target_vocab: int, prompter_tok: str, 
 
 
 def prompt_ids(tok: WordTokenizer, request: str, suffix: str = "") -> list[int]:
-    """``<bos> request suffix`` (the prompter's input; the target appends ``<sep>``)."""
+    """``<bos> request suffix`` (the prompter's input; the target appends ``<sep>``).
+
+    DEVIATION: no chat template around the target's prompt; ``<sep>`` stands for it."""
     return [BOS, *tok.encode(request), *tok.encode(suffix)]
 
 
@@ -167,6 +169,8 @@ def greedy_replies(
     return out
 
 
+# DEVIATION: suffixes use the 92 suffix words only (the official code drops non-ASCII and
+# special tokens from the candidates).
 def alphabet_mask(tok: WordTokenizer, words: Sequence[str]) -> torch.Tensor:
     """(V,) bool: the tokens a suffix may use (the official code likewise drops non-ASCII and
     special tokens from the prompter's candidates)."""

@@ -87,7 +87,7 @@ class ReplayBuffer:
 class PrompterTraining:
     """The official ``train`` block (conf/train.yaml), epochs scaled down."""
 
-    epochs: int = 10
+    epochs: int = 10  # DEVIATION: the claims run 3 epochs over 96 requests (paper: 10 x 312)
     batch_size: int = 8
     lr: float = 5e-4  # Adam on the LoRA weights
     buffer_size: int = 256
@@ -241,7 +241,10 @@ def asr_at_k(
 ) -> dict[str, float]:
     """ASR@1 and ASR@k: ``k`` suffixes per request from ``suffix_fn(instructs)``; a request
     counts at k when one of its k suffixes jailbreaks the target (the official
-    ``hit_rate_at_n``). ASR@1 is the mean success of a single suffix over all k trials."""
+    ``hit_rate_at_n``). ASR@1 is the mean success of a single suffix over all k trials.
+
+    DEVIATION: the official ASR@1 reads the first trial only; the mean over trials estimates
+    the same probability with less noise."""
     if not test_set:
         raise ValueError("asr_at_k: the set of requests is empty")
     if k < 1:

@@ -219,6 +219,8 @@ _RESPONSE_WORDS = (
 )
 
 
+# DEVIATION: one word-level vocabulary shared by target, base and prompter (the paper's
+# prompter and target have their own subword tokenizers and exchange text).
 class WordTokenizer:
     """A fixed word-level vocabulary (the specials, then every word of the world, in order).
 
