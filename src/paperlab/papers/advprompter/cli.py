@@ -191,6 +191,7 @@ def _train(args: argparse.Namespace) -> int:
             chain_seed=args.seed,
             seed=args.seed,
             progress=progress,
+            device=args.device,
         )
         base, _ = train_base(
             tok,
@@ -202,6 +203,7 @@ def _train(args: argparse.Namespace) -> int:
             chain_seed=args.seed,
             seed=args.seed + 1,
             progress=progress,
+            device=args.device,
         )
         _save(target_file, target, TARGET_KIND, world)
         _save(base_file, base, BASE_KIND, world)
@@ -221,6 +223,7 @@ def _train(args: argparse.Namespace) -> int:
         checkpoint=args.dir / "prompter.safetensors",
         resume=args.resume,
         progress=progress,
+        device=args.device,
         meta={"world": world},
         on_epoch=lambda e, h: print(
             f"epoch {e + 1}: optimised suffixes jailbreak {h['opt_jailbroken'][-1]:.2f}, "
@@ -351,8 +354,8 @@ def _harden(args: argparse.Namespace) -> int:
     if args.lr <= 0:
         raise UserError(f"--lr must be > 0, got {args.lr}")
     world, tok = _read_world(args.dir), default_tokenizer()
-    target, _ = _load(args.dir / "target.safetensors", TARGET_KIND, world, "cpu")
-    prompter = _load_prompter(args.dir / "prompter.safetensors", world, "cpu")
+    target, _ = _load(args.dir / "target.safetensors", TARGET_KIND, world, args.device)
+    prompter = _load_prompter(args.dir / "prompter.safetensors", world, args.device)
     train_set, test_set = split_refused(world["n_test"], world["seed"])
     allowed = alphabet_mask(tok, suffix_words())
     gen = torch.Generator().manual_seed(args.seed)
@@ -376,6 +379,7 @@ def _harden(args: argparse.Namespace) -> int:
         model=copy.deepcopy(target),
         progress=not args.no_progress,
         desc="harden",
+        device=args.device,
     )
     out = args.dir / "target_hardened.safetensors"
     _save(out, hardened, TARGET_KIND, world)

@@ -57,7 +57,7 @@ def opt_params(cfg: Any) -> OptParams:
     )
 
 
-def _train_target(cfg: Any, seed: int, progress: bool):
+def _train_target(cfg: Any, seed: int, progress: bool, device: str):
     tok = default_tokenizer()
     return train_target(
         tok,
@@ -70,6 +70,7 @@ def _train_target(cfg: Any, seed: int, progress: bool):
         chain_seed=seed,
         seed=seed,
         progress=progress,
+        device=device,
     )
 
 
@@ -90,7 +91,7 @@ def world(ctx: RunContext) -> dict[str, Any]:
     target_spec = arch | _fields(cfg, "target_steps", "batch_size", "lr", "suffix_len", "p_trigger")
     target, target_info = ctx.shared(
         "advprompter-target",
-        lambda: _train_target(cfg, seed, ctx.progress),
+        lambda: _train_target(cfg, seed, ctx.progress, ctx.device),
         spec=target_spec,
         codec=codec("AdvPrompterTarget"),
     )
@@ -107,10 +108,12 @@ def world(ctx: RunContext) -> dict[str, Any]:
             chain_seed=seed,
             seed=seed + 1,
             progress=ctx.progress,
+            device=ctx.device,
         ),
         spec=base_spec,
         codec=codec("AdvPrompterBase"),
     )
+    target, base = target.to(ctx.device), base.to(ctx.device)
     train_set, test_set = split_refused(cfg.n_test, seed)
     train_set = train_set[: cfg.n_train]
     allowed = alphabet_mask(tok, suffix_words())
@@ -119,7 +122,15 @@ def world(ctx: RunContext) -> dict[str, Any]:
         prompter = make_prompter(base, seed=seed)
         recipe = PrompterTraining(epochs=cfg.epochs, opt=opt_params(cfg))
         hist = train_prompter(
-            prompter, target, tok, train_set, allowed, recipe, seed=seed, progress=ctx.progress
+            prompter,
+            target,
+            tok,
+            train_set,
+            allowed,
+            recipe,
+            seed=seed,
+            progress=ctx.progress,
+            device=ctx.device,
         )
         return prompter, {"history": hist}
 
@@ -138,7 +149,7 @@ def world(ctx: RunContext) -> dict[str, Any]:
         tok=tok,
         target=target,
         base=base,
-        prompter=prompter,
+        prompter=prompter.to(ctx.device),
         train_set=train_set,
         test_set=test_set,
         allowed=allowed,
@@ -272,6 +283,7 @@ def _harden(ctx: RunContext, w: dict) -> tuple[Any, dict]:
         model=model,
         progress=ctx.progress,
         desc="harden",
+        device=ctx.device,
     )
 
 
@@ -288,6 +300,7 @@ def run_harden(ctx: RunContext) -> dict[str, float]:
             build=lambda: build_llama(tok.vocab_size, _size(cfg)), kind="AdvPrompterTarget"
         ),
     )
+    hardened = hardened.to(ctx.device)
     out: dict[str, float] = {}
     ordinary = requests(refused=False)
     rng = random.Random(ctx.seed + 29)

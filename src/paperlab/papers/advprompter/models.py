@@ -279,6 +279,7 @@ def train_target(
     extra: Sequence[tuple[str, str]] = (),
     model: Llama | None = None,
     progress: bool = False,
+    device: str = "cpu",
     desc: str = "target",
 ) -> tuple[Llama, dict]:
     """Train (or, given ``model``, fine-tune) the target on its world: half ordinary, half
@@ -309,7 +310,7 @@ def train_target(
         desc=desc,
         log_every=max(1, steps // 20),
     )
-    hist = train(model, lm_rows_loss, batch, cfg)
+    hist = train(model, lm_rows_loss, batch, cfg, device=device)
     model.eval()
     return model, {"final_loss": hist["loss"][-1], "seconds": sum(hist["seconds"])}
 
@@ -325,6 +326,7 @@ def train_base(
     chain_seed: int,
     seed: int,
     progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[Llama, dict]:
     """Train the prompter's base: ``<bos> request`` continued by a chain suffix (loss on the
     suffix tokens), for requests of both kinds."""
@@ -354,7 +356,7 @@ def train_base(
         desc="base",
         log_every=max(1, steps // 20),
     )
-    hist = train(model, lm_rows_loss, batch, cfg)
+    hist = train(model, lm_rows_loss, batch, cfg, device=device)
     model.eval()
     return model, {"final_loss": hist["loss"][-1], "seconds": sum(hist["seconds"])}
 

@@ -127,6 +127,7 @@ def train_prompter(
     progress: bool = False,
     on_epoch: Callable[[int, dict], None] | None = None,
     meta: dict | None = None,
+    device: str = "cpu",
 ) -> dict:
     """Train the prompter's LoRA weights in place (Alg. 1); return the history per epoch
     (``opt_jailbroken``, ``loss_init``, ``loss_opt``, ``nll``, ``buffer``)."""
@@ -142,7 +143,8 @@ def train_prompter(
         start, history = saved["epoch"], saved["history"]
         buffer.load_state(saved["buffer"])
     gen = torch.Generator().manual_seed(seed)
-    target.eval()
+    prompter.to(device)
+    target.to(device).eval()
     for epoch in range(start, recipe.epochs):
         gen.manual_seed(seed * 7919 + epoch)
         rng = random.Random(seed * 7919 + epoch)
@@ -179,7 +181,7 @@ def train_prompter(
             priority = torch.relu(loss_init - loss_opt) + torch.tensor(jb, dtype=torch.float)
             for i in range(len(batch)):
                 buffer.add((instructs[i], targets[i], suffix[i]), float(priority[i]))
-            nll = _finetune(prompter, tok, buffer, optimizer, recipe, gen, seed, epoch, b)
+            nll = _finetune(prompter, tok, buffer, optimizer, recipe, gen, (seed, epoch, b), device)
             for key, value in (
                 ("loss_init", loss_init.mean()),
                 ("loss_opt", loss_opt.mean()),
@@ -206,11 +208,12 @@ def train_prompter(
     return history
 
 
-def _finetune(prompter, tok, buffer, optimizer, recipe, gen, seed, epoch, b) -> float:
+def _finetune(prompter, tok, buffer, optimizer, recipe, gen, where, device) -> float:
     """Up to ``num_updates`` NLL steps on buffer batches, through core's training loop with the
     prompter's persistent Adam (constant lr, no clipping: the official plain Adam steps)."""
     if len(buffer) < recipe.batch_size:
         return float("nan")
+    seed, epoch, b = where
     n = min(recipe.num_updates, len(buffer) // recipe.batch_size)
     batches = [buffer.sample(recipe.batch_size, gen) for _ in range(n)]
     cfg = TrainConfig(
@@ -222,7 +225,12 @@ def _finetune(prompter, tok, buffer, optimizer, recipe, gen, seed, epoch, b) -> 
         seed=seed * 104_729 + epoch * 1009 + b,
     )
     hist = train(
-        prompter, lambda m, pairs: prompter_nll(m, tok, pairs), batches, cfg, optimizer=optimizer
+        prompter,
+        lambda m, pairs: prompter_nll(m, tok, pairs),
+        batches,
+        cfg,
+        optimizer=optimizer,
+        device=device,
     )
     prompter.eval()
     return hist["loss"][-1]
