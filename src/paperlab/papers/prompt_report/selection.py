@@ -87,14 +87,15 @@ class KNNSelector:
     def __init__(self, pool: Sequence[MCItem], k: int = 3, *, embed: Embed | None = None):
         self.pool, self.k = _check(pool, k), k
         self.embed = embed or minilm_embedder()
-        self.vectors = np.asarray(self.embed([self._text(x) for x in self.pool]), dtype=float)
+        self.vectors = np.asarray(self.embed([self.text_of(x) for x in self.pool]), dtype=float)
 
     @staticmethod
-    def _text(item: MCItem) -> str:
+    def text_of(item: MCItem) -> str:
+        """The text embedded for an item: its question and lettered options."""
         return question_text(item, "mmlu").removesuffix("\nAnswer:")
 
     def select(self, item: MCItem) -> list[MCItem]:
-        query = np.asarray(self.embed([self._text(item)]), dtype=float)[0]
+        query = np.asarray(self.embed([self.text_of(item)]), dtype=float)[0]
         sims = self.vectors @ query
         order = sorted(range(len(self.pool)), key=lambda i: (-sims[i], i))
         chosen = [i for i in order if not _same(self.pool[i], item)][: self.k]
