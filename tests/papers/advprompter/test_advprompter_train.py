@@ -67,3 +67,31 @@ def test_bad_input_is_one_clear_error():
         asr_at_k(lambda xs: ["please"] * len(xs), target, tok, [], 1)
     with pytest.raises(ValueError, match="epochs"):
         PrompterTraining(epochs=-1)
+
+
+def test_ctrl_c_keeps_the_finished_epochs(tmp_path):
+    from paperlab.core.checkpoint import read_checkpoint_meta
+
+    tok = default_tokenizer()
+    target, base = _models(tok)
+    train_set = split_refused(8, seed=0)[0][:4]
+    allowed = alphabet_mask(tok, suffix_words())
+    ckpt = tmp_path / "prompter.safetensors"
+
+    def interrupt(epoch, history):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_prompter(
+            make_prompter(base),
+            target,
+            tok,
+            train_set,
+            allowed,
+            _recipe(3),
+            seed=0,
+            checkpoint=ckpt,
+            on_epoch=interrupt,
+        )
+    assert read_checkpoint_meta(ckpt)["epoch"] == 1
