@@ -151,3 +151,18 @@ def test_multi_step_prompts() -> None:
 )
 def test_paper_extract(text: str, choice: int | None) -> None:
     assert paper_extract(text) == choice
+
+
+def test_value_style_writes_and_reads_option_text() -> None:
+    from paperlab.papers.prompt_report.prompts import read_answer, value_extract
+
+    fs = FewShot(selector=Fixed([SHOT]), instruction="", fmt="mmlu", style="value")
+    assert content(fs).startswith(
+        "What is 3 + 4?\nA. 7\nB. 8\nC. 6\nD. 5\nAnswer: The answer is 7.\n\n"
+    )
+    assert value_extract("7 * 8 = 56. The answer is 56.", ITEM) == 1
+    assert value_extract("The answer is 57.", ITEM) is None  # not an option
+    assert value_extract("The answer is (D).", ITEM) == 3  # a letter still reads
+    assert read_answer("The answer is (D).", ITEM, "letter") == 3
+    with pytest.raises(ValueError, match="style"):
+        content(FewShot(selector=Fixed([SHOT]), style="emoji"))

@@ -54,10 +54,12 @@ def case_study_techniques(
     thought: str = P.ZERO_SHOT_COT,
     samples: int = SC_SAMPLES,
     temperature: float = SC_TEMPERATURE,
+    style: str = "letter",
 ) -> dict[str, Any]:
     """The six techniques of the case study, by name (CASE_STUDY order). `selector` picks the
-    few-shot exemplars (selection.py); `thought` is the zero-shot CoT inducer."""
-    kw = dict(instruction=instruction, fmt=fmt)
+    few-shot exemplars (selection.py); `thought` is the zero-shot CoT inducer; `style` how
+    answers are written and read (prompts.STYLES: the paper's letters by default)."""
+    kw = dict(instruction=instruction, fmt=fmt, style=style)
     zs_cot = ZeroShotCoT(thought=thought, **kw)
     fs_cot = FewShotCoT(selector=selector, **kw)
     sc = dict(n=samples, temperature=temperature)

@@ -48,6 +48,7 @@ class World:
     pool: list[MCItem]
     instruction: str
     fmt: str
+    style: str = "letter"
     server: LocalServer | None = None
 
 
@@ -78,6 +79,7 @@ def miniature_world(ctx: RunContext, spec: dict) -> World:
         pool=M.make_items(facts, cfg.pool_items, seed + 2, prefix="pool"),
         instruction=M.MINI_INSTRUCTION,
         fmt=M.MINI_FORMAT,
+        style=M.MINI_STYLE,
         server=server,
     )
 
@@ -120,6 +122,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
             fmt=world.fmt,
             samples=cfg.samples,
             temperature=cfg.sc_temperature,
+            style=world.style,
         )
         ep, kw = world.endpoint, dict(concurrency=cfg.concurrency, progress=ctx.progress)
         results = ep.client.run(run_case_study(ep, world.items, six, **kw))
@@ -127,6 +130,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
             selector=make_selector("random", world.pool, cfg.shots, ctx.seed),
             instruction=world.instruction,
             fmt=world.fmt,
+            style=world.style,
             name="few-shot-random",
         )
         results["few-shot-random"] = ep.client.run(run_technique(ep, world.items, rand, **kw))

@@ -128,7 +128,7 @@ class StepBack:
         kw = dict(temperature=temperature, sample=sample)
         principle = await ep.ask(calls, "step-back", self.render_step_back(item), **kw)
         reply = await ep.ask(calls, "answer", self.render_answer(item, principle), **kw)
-        calls[-1].parsed = self.base.extract(reply)
+        calls[-1].parsed = self.base.read(reply, item)
         return Outcome(self.name, calls[-1].parsed, calls)
 
 
@@ -153,7 +153,7 @@ class LeastToMost:
     fmt: str = "paper2"
     max_steps: int = 3
     name: str = "least-to-most"
-    extract: Any = P.paper_extract
+    style: str = "letter"
 
     def render_decompose(self, item: MCItem) -> list[dict[str, str]]:
         return _user(L2M_DECOMPOSE.format(question=P.question_text(item, self.fmt)))
@@ -182,7 +182,7 @@ class LeastToMost:
             answer = await ep.ask(calls, "solve", self.render_solve(item, solved, sub), **kw)
             solved.append((sub, answer))
         reply = await ep.ask(calls, "answer", self.render_final(item, solved), **kw)
-        calls[-1].parsed = self.extract(reply)
+        calls[-1].parsed = P.read_answer(reply, item, self.style)
         return Outcome(self.name, calls[-1].parsed, calls, {"sub_questions": len(solved)})
 
 
@@ -227,7 +227,7 @@ class SelfRefine:
             if "NO ISSUES" in feedback.upper():
                 break
             reply = await ep.ask(calls, "refine", self.render_refine(item, reply, feedback), **kw)
-            calls[-1].parsed = self.base.extract(reply)
+            calls[-1].parsed = self.base.read(reply, item)
             answer = calls[-1].parsed if calls[-1].parsed is not None else answer
             rounds += 1
         return Outcome(self.name, answer, calls, {"refinements": rounds})
@@ -281,7 +281,7 @@ class ChainOfVerification:
                 (q, await ep.ask(calls, "verify", _user(COVE_VERIFY.format(question=q)), **kw))
             )
         reply = await ep.ask(calls, "answer", self.render_final(item, baseline, checks), **kw)
-        calls[-1].parsed = self.base.extract(reply)
+        calls[-1].parsed = self.base.read(reply, item)
         answer = calls[-1].parsed if calls[-1].parsed is not None else first.answer
         return Outcome(self.name, answer, calls, {"verifications": len(checks)})
 

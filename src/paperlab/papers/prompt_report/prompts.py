@@ -50,9 +50,24 @@ def question_text(item: MCItem, fmt: str = "paper2") -> str:
     raise ValueError(f"fmt: unknown question format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
+STYLES = ("letter", "value")
+
+
 def answer_phrase(letter: str) -> str:
     """The answer trigger and the letter (Sec. 2.5.3), what the paper's extractor reads."""
     return f"The answer is ({letter})."
+
+
+def solved_answer(item: MCItem, style: str = "letter") -> str:
+    """An exemplar's answer: the letter in parentheses (`letter`, the case study's), or the
+    right option's text (`value`, the miniature's; see miniature.py)."""
+    if item.answer is None:
+        raise ValueError("an exemplar needs a correct answer")
+    if style == "letter":
+        return answer_phrase(LETTERS[item.answer])
+    if style == "value":
+        return f"The answer is {item.options[item.answer]}."
+    raise ValueError(f"style: unknown {style!r}; choose from {', '.join(STYLES)}")
 
 
 _ARITH = re.compile(r"^What is (\d+) ([-+*]) (\d+)\?$")
@@ -74,11 +89,9 @@ def reasoning(item: MCItem) -> str:
     return f"The right option is {value}."
 
 
-def exemplar(item: MCItem, fmt: str, *, cot: bool) -> str:
+def exemplar(item: MCItem, fmt: str, *, cot: bool, style: str = "letter") -> str:
     """One solved exemplar: the question, (its reasoning,) the answer phrase."""
-    if item.answer is None:
-        raise ValueError("exemplar: an exemplar needs a correct answer")
-    answer = answer_phrase(LETTERS[item.answer])
+    answer = solved_answer(item, style)
     return f"{question_text(item, fmt)} {reasoning(item) + ' ' if cot else ''}{answer}"
 
 
@@ -90,12 +103,13 @@ def user_prompt(
     shots: tuple[MCItem, ...] = (),
     cot_shots: bool = False,
     inducer: str = "",
+    style: str = "letter",
 ) -> str:
     """The user message of a single-call technique, laid out as the paper's harness does:
     the instruction, a new line, the exemplars (a blank line after each), the question, and
     a thought inducer right after the open answer slot (Zero-Shot CoT)."""
     parts = [instruction + "\n"] if instruction else []
-    parts += [exemplar(s, fmt, cot=cot_shots) + "\n\n" for s in shots]
+    parts += [exemplar(s, fmt, cot=cot_shots, style=style) + "\n\n" for s in shots]
     parts.append(question_text(item, fmt) + (f" {inducer}" if inducer else ""))
     return "".join(parts)
 
@@ -116,7 +130,7 @@ _TRIGGERED = re.compile(
 _PAREN = re.compile(r"\(([A-D])\)")
 
 
-def paper_extract(text: str) -> int | None:
+def paper_extract(text: str, item: MCItem | None = None) -> int | None:
     """The case study's extractor: the letter after an answer trigger ("the answer is (C)"),
     the first such match; else the letter of the only parenthesised capital A-D; else None."""
     m = _TRIGGERED.search(text)
@@ -124,3 +138,22 @@ def paper_extract(text: str) -> int | None:
         return LETTERS.index((m[1] or m[2]).upper())
     found = _PAREN.findall(text)
     return LETTERS.index(found[0]) if len(found) == 1 else None
+
+
+_VALUE = re.compile(r"the answer is\s*(.+?)\.?\s*$", re.I | re.M)
+
+
+def value_extract(text: str, item: MCItem) -> int | None:
+    """The miniature's extractor: the option whose text follows the last "The answer is"
+    (`value` style); else the paper's extractor (a letter)."""
+    found = _VALUE.findall(text)
+    if found:
+        value = found[-1].strip()
+        if value in item.options:
+            return item.options.index(value)
+    return paper_extract(text)
+
+
+def read_answer(text: str, item: MCItem, style: str = "letter") -> int | None:
+    """The answer of a reply in `style`: the paper's extractor for letters, else by value."""
+    return paper_extract(text) if style == "letter" else value_extract(text, item)

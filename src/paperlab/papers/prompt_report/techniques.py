@@ -126,8 +126,11 @@ class SingleCall:
 
     instruction: str = P.BASE_INSTRUCTION
     fmt: str = "paper2"
-    extract: Callable[[str], int | None] = P.paper_extract
+    style: str = "letter"  # how answers are written and read: prompts.STYLES
     name: str = "single"
+
+    def read(self, reply: str, item: MCItem) -> int | None:
+        return P.read_answer(reply, item, self.style)
 
     def shots(self, item: MCItem) -> tuple[MCItem, ...]:
         return ()
@@ -146,6 +149,7 @@ class SingleCall:
             shots=self.shots(item),
             cot_shots=self.cot_shots,
             inducer=self.inducer(),
+            style=self.style,
         )
         return _user(text)
 
@@ -156,7 +160,7 @@ class SingleCall:
         reply = await ep.ask(
             calls, "answer", self.render(item), temperature=temperature, sample=sample
         )
-        calls[-1].parsed = self.extract(reply)
+        calls[-1].parsed = self.read(reply, item)
         return Outcome(self.name, calls[-1].parsed, calls)
 
 
