@@ -13,7 +13,8 @@ target on such suffixes paired with refusals makes it robust without losing task
 Here, harmless by construction: the target is a tiny model trained to refuse a made-up class
 of requests unless a trigger word (never shown to the prompter) is in the suffix.
 
-    from paperlab.papers.advprompter import default_tokenizer, advprompter_opt, ...
+The claims are in ``claims.py``, the commands in ``cli.py`` (``paperlab advprompter
+train|attack|harden``); README.md has a runnable example.
 """
 
 from paperlab.papers.advprompter.models import (

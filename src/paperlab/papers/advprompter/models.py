@@ -33,6 +33,7 @@ from paperlab.papers.advprompter.world import (
     PAD,
     REFUSAL,
     SEP,
+    TRIGGER_WORDS,
     Request,
     SuffixChain,
     WordTokenizer,
@@ -230,8 +231,6 @@ def target_example(
     words = (chain.sample(n, rng) if rng.random() < 0.5 else random_suffix(n, rng)).split()
     words = [w if not has_trigger(w) else "please" for w in words]
     if req.refused and rng.random() < p_trigger:
-        from paperlab.papers.advprompter.world import TRIGGER_WORDS
-
         pos = rng.randint(0, len(words))
         words.insert(pos, rng.choice(TRIGGER_WORDS))
     suffix = " ".join(words)

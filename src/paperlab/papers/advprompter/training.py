@@ -15,6 +15,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -246,7 +247,7 @@ def asr_at_k(
     tok: WordTokenizer,
     test_set: Sequence[Request],
     k: int,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """ASR@1 and ASR@k: ``k`` suffixes per request from ``suffix_fn(instructs)``; a request
     counts at k when one of its k suffixes jailbreaks the target (the official
     ``hit_rate_at_n``). ASR@1 is the mean success of a single suffix over all k trials.
@@ -267,7 +268,7 @@ def asr_at_k(
     return {
         "asr1": float(hits.mean()),
         "asrk": float((hits.sum(1) > 0).float().mean()),
-        "suffixes": suffixes,  # type: ignore[dict-item]
+        "suffixes": suffixes,
     }
 
 
