@@ -98,6 +98,7 @@ def make_technique(
     fmt: str = "paper2",
     samples: int = SC_SAMPLES,
     temperature: float = SC_TEMPERATURE,
+    style: str = "letter",
 ) -> Any:
     """The technique called `name` (one of TECHNIQUES); few-shot ones need a `selector`.
     Role and emotion prompting wrap zero-shot; the self-criticism techniques wrap zero-shot
@@ -111,10 +112,15 @@ def make_technique(
         raise UserError(f"technique {name!r} needs exemplars: give a pool of solved items")
     if name in CASE_STUDY:
         six = case_study_techniques(
-            selector, instruction=instruction, fmt=fmt, samples=samples, temperature=temperature
+            selector,
+            instruction=instruction,
+            fmt=fmt,
+            samples=samples,
+            temperature=temperature,
+            style=style,
         )
         return six[name]
-    kw = dict(instruction=instruction, fmt=fmt)
+    kw = dict(instruction=instruction, fmt=fmt, style=style)
     cot = T.ZeroShotCoT(**kw)
     return {
         "role": lambda: T.Role(T.ZeroShot(**kw)),
@@ -122,7 +128,7 @@ def make_technique(
         "thread-of-thought": lambda: T.thread_of_thought(**kw),
         "plan-and-solve": lambda: T.plan_and_solve(**kw),
         "step-back": lambda: multi.StepBack(cot),
-        "least-to-most": lambda: multi.LeastToMost(fmt=fmt),
+        "least-to-most": lambda: multi.LeastToMost(fmt=fmt, style=style),
         "universal-self-consistency": lambda: multi.UniversalSelfConsistency(
             cot, n=samples, temperature=temperature
         ),

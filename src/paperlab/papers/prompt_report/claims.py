@@ -47,7 +47,7 @@ class PromptReportConfig:
     # the reader: a tiny byte-level chat model
     dim: int = 64
     n_layers: int = 3
-    steps: int = 400
+    steps: int = 500
     batch_size: int = 32
     lr: float = 5e-3
     # the case study (Sec. 6.1.3)

@@ -106,6 +106,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--format", default="paper2", help="question layout: paper1, paper2 or mmlu (paper2)"
     )
     p.add_argument("--instruction", help="the base instruction (default: the paper's); '' for none")
+    p.add_argument(
+        "--style",
+        choices=("letter", "value"),
+        default="letter",
+        help="answers as letters, the paper's (letter), or as option text (value: the "
+        "miniature's reader)",
+    )
     p.add_argument("--device", default="cpu", help="device of the KNN embedder (cpu)")
 
 
@@ -186,7 +193,7 @@ def _technique(args: argparse.Namespace, name: str, pool: list | None):
         except ValueError as e:
             raise UserError(f"--pool: {e}") from None
     instruction = P.BASE_INSTRUCTION if args.instruction is None else args.instruction
-    kw = dict(instruction=instruction, fmt=args.format)
+    kw = dict(instruction=instruction, fmt=args.format, style=args.style)
     if hasattr(args, "samples"):
         if args.samples < 1 or args.temperature <= 0:
             raise UserError("--samples must be >= 1 and --temperature > 0")
