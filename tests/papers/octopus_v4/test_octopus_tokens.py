@@ -29,6 +29,7 @@ from paperlab.papers.octopus_v4 import (
         ("  <nexa_3> ( 'spaced' ) <nexa_end>\n", Call(3, "spaced")),
         ("<nexa_1>\n('two\nlines')\n<nexa_end>", Call(1, "two\nlines")),
         ("<nexa_16>('cut short')", Call(16, "cut short")),  # no <nexa_end>
+        ("<nexa_4>('What is 3+", Call(4, "What is 3+")),  # cut short inside the argument
         ("<nexa_5>(no quotes)<nexa_end>", Call(5, "no quotes")),
         ("<nexa_0>", Call(0, "")),
         ("Sure! <nexa_6>('x')<nexa_end> <nexa_9>('y')<nexa_end>", Call(6, "x")),  # the first

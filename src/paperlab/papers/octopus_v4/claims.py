@@ -42,14 +42,14 @@ from paperlab.papers.octopus_v4 import experiments
 
 @dataclass
 class OctopusClaimsConfig:
-    n_facts: int = 30  # made-up facts per knowledge domain (chemistry, biology, history)
+    n_facts: int = 24  # made-up facts per knowledge domain (chemistry, biology, history)
     p_raw: float = 0.5  # share of casual phrasings in the workers' and generalist's training
     dim: int = 64  # a worker's width (the generalist's is chosen to match their total size)
     n_layers: int = 2
     n_heads: int = 4
     batch_size: int = 32
     lr: float = 5e-3
-    worker_steps: int = 300  # the generalist gets the workers' total compute (FLOPs-matched)
+    worker_steps: int = 400  # the generalist gets the workers' total compute (FLOPs-matched)
     router_dim: int = 64  # the functional-token router
     router_steps: int = 900
     prompted_router_steps: int = 500  # the prompted router's tiny chat model

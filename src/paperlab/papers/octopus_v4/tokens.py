@@ -7,8 +7,9 @@ reformulated query as its one argument, and an end token:
 
 `parse_call` reads such an output robustly: apostrophes and quotes inside the argument
 (`what's`), double quotes, escaped quotes, whitespace or newlines around the parts, a missing
-`<nexa_end>` at the end of the text. When no functional token is there it returns `None`, and
-the caller takes the documented fallback (the graph's fallback node, the raw query).
+`<nexa_end>` or closing quote at the end of the text (a generation cut short). When no
+functional token is there it returns `None`, and the caller takes the documented fallback
+(the graph's fallback node, the raw query).
 (The official parser, `[^']*` between single quotes, drops any query holding an apostrophe and
 raises an IndexError on no match.)
 
@@ -103,6 +104,7 @@ _TOKEN = re.compile(r"<nexa_(\d{1,4})>")
 _END = re.compile(r"<\s*nexa_end\s*>")
 _QUOTED = re.compile(r"^\(\s*(?P<q>'''|\"\"\"|['\"])(?P<arg>.*)(?P=q)\s*\)?$", re.S)
 _BARE = re.compile(r"^\(\s*(?P<arg>.*?)\s*\)$", re.S)
+_OPEN = re.compile(r"^\(\s*(?:'''|\"\"\"|['\"])?(?P<arg>.*)$", re.S)  # cut short: unclosed
 
 
 def parse_call(text: str) -> Call | None:
@@ -126,7 +128,7 @@ def parse_call(text: str) -> Call | None:
         if len(q["q"]) == 1:
             arg = arg.replace("\\" + q["q"], q["q"])
     else:
-        bare = _BARE.match(body)
+        bare = _BARE.match(body) or _OPEN.match(body)
         arg = bare["arg"] if bare else body
     return Call(int(m[1]), arg.strip())
 
