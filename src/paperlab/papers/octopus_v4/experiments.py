@@ -23,6 +23,7 @@ from paperlab.core.llm.results import gather_bounded
 from paperlab.core.stats import paired_bootstrap
 from paperlab.papers.octopus_v4 import miniature as mini
 from paperlab.papers.octopus_v4.graph import Graph, GraphOfModels, HopLog, Node
+from paperlab.papers.octopus_v4.plots import plot_accuracy
 from paperlab.papers.octopus_v4.routers import (
     CentroidRouter,
     FunctionalTokenRouter,
@@ -240,6 +241,19 @@ def run_routed_vs_generalist(ctx: RunContext) -> dict[str, float]:
             for i, a in enumerate(answers):
                 log.write(i, a)
     diff, low, high = paired_bootstrap(scores["functional"], general, seed=ctx.seed)
+    power = power_figures(ev)
+    systems = {f"routed ({n})": scores[n] for n in ROUTERS} | {"generalist": general}
+    per_domain = {
+        name: {
+            d: _mean(s for s, q in zip(sc, queries, strict=True) if q.domain == d)
+            for d in mini.DOMAIN_NAMES
+        }
+        for name, sc in systems.items()
+    }
+    per_domain["workers, canonical query"] = {
+        d: power[f"worker_canonical_{d}"] for d in mini.DOMAIN_NAMES
+    }
+    plot_accuracy(ctx, per_domain)
     routing = routing_figures(ev)
     p = ev["params"]
     return {
@@ -249,7 +263,7 @@ def run_routed_vs_generalist(ctx: RunContext) -> dict[str, float]:
         "gain_ci_high": high,
         "functional_acc": routing["functional_acc"],
         "chance": routing["chance"],
-        **power_figures(ev),
+        **power,
         "generalist_vs_workers_params": p["generalist"] / (len(mini.DOMAIN_NAMES) * p["worker"]),
     }
 
