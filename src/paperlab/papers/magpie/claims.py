@@ -45,8 +45,8 @@ class MagpieClaimsConfig:
     base_steps: int = 100  # plain-text pre-training of the base
     base_lr: float = 3e-3
     align_steps: int = 800  # the aligned model's instruction tuning
-    finetune_steps: int = 500  # SFT of a base copy on the Magpie data (and on the raw subset)
-    n_synth: int = 800  # conversations extracted from the aligned model
+    finetune_steps: int = 800  # SFT of a base copy on the Magpie data (and on the raw subset)
+    n_synth: int = 2000  # conversations extracted from the aligned model
     instruction_max_tokens: int = 64
     response_max_tokens: int = 16
     newline_stop: bool = True  # the official default: the instruction ends at its first newline

@@ -175,9 +175,10 @@ def finetune(
     seed: int,
     progress: bool = False,
     desc: str = "magpie sft",
+    user_loss: bool = False,
 ) -> Llama:
-    """A fresh copy of `base` tuned on `pairs` (drawn uniformly with replacement), loss on the
-    response only."""
+    """A fresh copy of `base` tuned on `pairs` (drawn uniformly with replacement); the loss is
+    on the response only (standard SFT) unless `user_loss` (the aligned model's recipe)."""
     if not pairs:
         raise ValueError("finetune: no (instruction, response) pairs to tune on")
     model = copy.deepcopy(base)
@@ -188,7 +189,7 @@ def finetune(
         cfg.finetune_steps,
         cfg,
         seed=seed,
-        user_loss=False,
+        user_loss=user_loss,
         progress=progress,
         desc=desc,
     )
