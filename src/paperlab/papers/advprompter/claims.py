@@ -226,7 +226,8 @@ PAPER = PaperClaims(
             run=experiments.run_harden,
             ours="ASR@1 {asr1_before:.2f} -> {asr1_after:.2f} (@k {asrk_before:.2f} -> "
             "{asrk_after:.2f}); task accuracy {task_acc_before:.2f} -> {task_acc_after:.2f}; "
-            "AdvPrompterOpt vs hardened {opt_success_after:.2f}",
+            "AdvPrompterOpt vs hardened {opt_success_after:.2f}, a prompter re-trained against it "
+            "{asr1_retrained_after:.2f}",
         ),
     ],
 )

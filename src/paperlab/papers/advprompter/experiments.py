@@ -74,19 +74,37 @@ def _train_target(cfg: Any, seed: int, progress: bool, device: str):
     )
 
 
+def _lora_codec(cfg: Any, tok) -> ModuleCodec:
+    build = lambda: make_prompter(build_llama(tok.vocab_size, _size(cfg)))  # noqa: E731
+    return ModuleCodec(build=build, kind="AdvPrompterPrompter")
+
+
+def _train_prompter(ctx: RunContext, base, target, train_set, allowed) -> tuple[Any, dict]:
+    """AdvPrompterTrain of a fresh prompter (LoRA on ``base``) against ``target``."""
+    prompter = make_prompter(base, seed=ctx.seed)
+    recipe = PrompterTraining(epochs=ctx.config.epochs, opt=opt_params(ctx.config))
+    hist = train_prompter(
+        prompter,
+        target,
+        default_tokenizer(),
+        train_set,
+        allowed,
+        recipe,
+        seed=ctx.seed,
+        progress=ctx.progress,
+        device=ctx.device,
+    )
+    return prompter, {"history": hist}
+
+
 def world(ctx: RunContext) -> dict[str, Any]:
     """The tokenizer, the target, the base, the untrained and the trained prompter, the split."""
     cfg, seed, tok = ctx.config, ctx.seed, default_tokenizer()
     size = _size(cfg)
     arch = _fields(cfg, "dim", "n_layers", "n_heads") | {"vocab": tok.id}
 
-    def codec(kind: str, lora: bool = False) -> ModuleCodec:
-        build = (
-            (lambda: make_prompter(build_llama(tok.vocab_size, size)))
-            if lora
-            else (lambda: build_llama(tok.vocab_size, size))
-        )
-        return ModuleCodec(build=build, kind=kind)
+    def codec(kind: str) -> ModuleCodec:
+        return ModuleCodec(build=lambda: build_llama(tok.vocab_size, size), kind=kind)
 
     target_spec = arch | _fields(cfg, "target_steps", "batch_size", "lr", "suffix_len", "p_trigger")
     target, target_info = ctx.shared(
@@ -119,20 +137,7 @@ def world(ctx: RunContext) -> dict[str, Any]:
     allowed = alphabet_mask(tok, suffix_words())
 
     def train_it():
-        prompter = make_prompter(base, seed=seed)
-        recipe = PrompterTraining(epochs=cfg.epochs, opt=opt_params(cfg))
-        hist = train_prompter(
-            prompter,
-            target,
-            tok,
-            train_set,
-            allowed,
-            recipe,
-            seed=seed,
-            progress=ctx.progress,
-            device=ctx.device,
-        )
-        return prompter, {"history": hist}
+        return _train_prompter(ctx, base, target, train_set, allowed)
 
     prompter_spec = (
         target_spec
@@ -140,10 +145,7 @@ def world(ctx: RunContext) -> dict[str, Any]:
         | _fields(cfg, "epochs", "n_train", "n_test", "num_beams", "top_k", "lambda_val")
     )
     prompter, prompter_info = ctx.shared(
-        "advprompter-prompter",
-        train_it,
-        spec=prompter_spec,
-        codec=codec("AdvPrompterPrompter", lora=True),
+        "advprompter-prompter", train_it, spec=prompter_spec, codec=_lora_codec(cfg, tok)
     )
     return dict(
         tok=tok,
@@ -328,6 +330,19 @@ def run_harden(ctx: RunContext) -> dict[str, float]:
         ctx.notes[f"opt_suffixes_{name}"] = opt[:5]
         for word in TRIGGER_WORDS:  # which part of the hidden pattern the optimiser used
             out[f"opt_{word}_{name}"] = sum(word in x.split() for x in opt) / len(sub)
+    # the adaptive attacker: a fresh prompter trained against the hardened target (reported)
+    retrained, _ = ctx.shared(
+        "advprompter-prompter-vs-hardened",
+        lambda: _train_prompter(ctx, w["base"], hardened, w["train_set"], allowed),
+        spec=spec,
+        codec=_lora_codec(cfg, tok),
+    )
+    gen = torch.Generator().manual_seed(ctx.seed + 41)
+    res = asr_at_k(
+        _generator(cfg, tok, retrained.to(ctx.device), allowed, gen), hardened, tok, test, k
+    )
+    out["asr1_retrained_after"], out["asrk_retrained_after"] = res["asr1"], res["asrk"]
+    ctx.notes["suffixes_retrained_after"] = res["suffixes"][:5]
     out["asr1_drop"] = out["asr1_before"] - out["asr1_after"]
     out["task_acc_drop"] = out["task_acc_before"] - out["task_acc_after"]
     return out
