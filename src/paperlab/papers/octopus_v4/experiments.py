@@ -77,7 +77,7 @@ def functional_router(ctx: RunContext) -> FunctionalTokenRouter:
     spec = {k: getattr(cfg, k) for k in ROUTER_FIELDS}
     return ctx.shared(
         "octopus-router",
-        lambda: mini.train_router(cfg, seed, progress=ctx.progress),
+        lambda: mini.train_router(cfg, seed, device=ctx.device, progress=ctx.progress),
         spec=spec,
         codec=RouterCodec(),
     )

@@ -247,7 +247,9 @@ def train_zoo(cfg: Any, seed: int, directory: Path, *, progress: bool = False) -
     return [save_chat_model(models[j.name], directory / j.name, j.name) for j in jobs]
 
 
-def train_router(cfg: Any, seed: int, *, progress: bool = False) -> FunctionalTokenRouter:
+def train_router(
+    cfg: Any, seed: int, *, device: str = "cpu", progress: bool = False
+) -> FunctionalTokenRouter:
     """The functional-token router over the official 17 tokens, trained on the four domains'
     casual queries -> `<nexa_k>('canonical question')<nexa_end>`."""
     rcfg = RouterTrainConfig(
@@ -260,5 +262,10 @@ def train_router(cfg: Any, seed: int, *, progress: bool = False) -> FunctionalTo
     )
     world = make_world(cfg.n_facts, seed=seed)
     return train_functional_router(
-        route_example(world), len(MMLU_DOMAINS), rcfg, seed=1000 * seed + 70, progress=progress
+        route_example(world),
+        len(MMLU_DOMAINS),
+        rcfg,
+        seed=1000 * seed + 70,
+        device=device,
+        progress=progress,
     )
