@@ -175,9 +175,10 @@ def _evaluate(ctx: RunContext) -> dict[str, Any]:
     return dict(w, routes=routes, answers=answers, direct=direct)
 
 
-def _mean(xs) -> float:
+def _mean(xs, empty: float = 0.0) -> float:
+    """The mean; `empty` (not NaN: measured figures are JSON numbers) when there is nothing."""
     xs = list(xs)
-    return statistics.mean(xs) if xs else float("nan")
+    return statistics.mean(xs) if xs else empty
 
 
 def routing_figures(ev: dict[str, Any]) -> dict[str, float]:
@@ -283,6 +284,7 @@ def run_routing_cost(ctx: RunContext) -> dict[str, float]:
     general_flops = 2 * p["generalist"] * _mean(general_tokens)
     prompted = ev["routes"]["prompted"]
     return {
+        # over the routes that parsed (0 when none did)
         "functional_decision_tokens": _mean(r.decision_tokens for r in fr if r.index is not None),
         "functional_first_token_share": _mean(r.decision_tokens == 1 for r in fr),
         "prompted_decision_tokens": _mean(
