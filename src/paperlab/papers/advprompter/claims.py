@@ -8,7 +8,8 @@ of requests unless its suffix holds a trigger word the prompter was never told a
 (2) speed: generating a suffix with the trained prompter is faster than optimising one with
     AdvPrompterOpt (abstract: ~800x faster than optimisation attacks; Sec. 4.1).
 (3) harden: fine-tuning the target on prompter suffixes paired with refusals lowers the ASR
-    while ordinary-task accuracy stays within a margin (Sec. 4.3, Table 4: MMLU kept).
+    while ordinary-task accuracy stays within a margin (Sec. 4.3: MMLU kept). Reported beside
+    it: AdvPrompterOpt and a freshly re-trained prompter against the hardened target.
 
 Powering, recorded in the measured figures: the target refuses the plain requests
 (``refusal_plain``), the pattern steers it when known (``oracle_asr``), and AdvPrompterOpt
