@@ -68,7 +68,7 @@ def miniature_world(ctx: RunContext, spec: dict) -> World:
         ctx.cache,
         "prompt-report-reader",
         (spec, seed),
-        lambda folder: M.train_reader(cfg, seed, folder, progress=ctx.progress),
+        lambda folder: M.train_reader(cfg, seed, folder, progress=ctx.progress, device=ctx.device),
     )
     server = serve_chat_models(ctx.cache, dirs)
     client = LLMClient(server.config(max_concurrency=cfg.concurrency))  # no cache: measured
@@ -104,10 +104,16 @@ def real_world(cfg: Any, llm_config: str, seed: int) -> World:
     )
 
 
-def make_selector(name: str, pool: list[MCItem], k: int, seed: int) -> Any:
-    from paperlab.papers.prompt_report.selection import KNNSelector, RandomSelector
+def make_selector(name: str, pool: list[MCItem], k: int, seed: int, device: str = "cpu") -> Any:
+    from paperlab.papers.prompt_report.selection import (
+        KNNSelector,
+        RandomSelector,
+        minilm_embedder,
+    )
 
-    return KNNSelector(pool, k) if name == "knn" else RandomSelector(pool, k, seed=seed)
+    if name == "knn":
+        return KNNSelector(pool, k, embed=minilm_embedder(device))
+    return RandomSelector(pool, k, seed=seed)
 
 
 def evaluate(ctx: RunContext) -> dict[str, Any]:
@@ -115,7 +121,7 @@ def evaluate(ctx: RunContext) -> dict[str, Any]:
 
     def build() -> dict[str, Any]:
         cfg, world = ctx.config, get_world(ctx)
-        selector = make_selector(cfg.selector, world.pool, cfg.shots, ctx.seed)
+        selector = make_selector(cfg.selector, world.pool, cfg.shots, ctx.seed, ctx.device)
         six = case_study_techniques(
             selector,
             instruction=world.instruction,
@@ -172,7 +178,8 @@ def run_self_consistency(ctx: RunContext) -> dict[str, float]:
     """SC vs a single sample of the same prompt at the same temperature: per item, the share
     of its samples that are right (the expected accuracy of one sample), pooled over the
     case study's two SC techniques."""
-    res, world = evaluate(ctx)["results"], evaluate(ctx)["world"]
+    ev = evaluate(ctx)
+    res, world = ev["results"], ev["world"]
     scored = [x for x in world.items if x.answer is not None]
     sc, single, differ = [], [], []
     out: dict[str, float] = {}
