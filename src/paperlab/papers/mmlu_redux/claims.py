@@ -43,6 +43,7 @@ class MMLUReduxConfig:
     rescore_seeds: int = 8  # corruption draws the rankings claim averages over
     n_test: int = 120  # detection test records (the paper's mix: 0.1 per error type)
     methods: tuple[str, ...] = METHODS
+    retrieval: str = "minilm"  # or "lexical" (word overlap; the smoke scale, no model load)
     dim: int = 64
     n_layers: int = 3
     n_heads: int = 4
@@ -63,6 +64,8 @@ class MMLUReduxConfig:
                 raise ValueError(f"mmlu_redux: {name} must lie in [0, 1]")
         if len(self.answerer_shares) < 2 or not all(0 <= s <= 1 for s in self.answerer_shares):
             raise ValueError("mmlu_redux: answerer_shares: >= 2 shares in [0, 1]")
+        if self.retrieval not in ("minilm", "lexical"):
+            raise ValueError(f"mmlu_redux: retrieval={self.retrieval!r}: minilm or lexical")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ValueError(f"mmlu_redux: methods: unknown {unknown}; choose from {METHODS}")
@@ -75,7 +78,8 @@ PRESETS = {
         answerer_shares=(0.3, 0.6, 0.9),
         rescore_seeds=2,
         n_test=12,
-        methods=("zero_shot", "few_shot_cot"),
+        methods=("zero_shot",),
+        retrieval="lexical",
         dim=32,
         n_layers=2,
         detector_steps=20,

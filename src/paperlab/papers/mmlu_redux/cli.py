@@ -80,7 +80,9 @@ def add_parser(sub: Any) -> None:
         "--retrieval", type=Path, help="a text file of passages, one per line (MiniLM top-k)"
     )
     det.add_argument("--top-k", type=int, default=3, help="passages per question (3)")
+    det.add_argument("--max-tokens", type=int, default=512, help="reply length cap (512)")
     det.add_argument("--concurrency", type=int, default=4, help="requests in flight (4)")
+    det.add_argument("--no-cache", action="store_true", help="bypass the request cache")
     det.add_argument("--no-progress", action="store_true")
 
     res = s.add_parser(
@@ -178,6 +180,8 @@ def _detect(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1:
         raise UserError(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.max_tokens < 1:
+        raise UserError(f"--max-tokens must be >= 1, got {args.max_tokens}")
     if args.top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {args.top_k}")
     if not args.heuristic and not args.model:
@@ -198,16 +202,20 @@ def _detect(args: argparse.Namespace) -> int:
             from paperlab.core.llm.config import load_config
             from paperlab.core.llm.results import map_to_jsonl
 
-            client = LLMClient(load_config(args.config), cache=RequestCache())
+            client = LLMClient(
+                load_config(args.config), cache=None if args.no_cache else RequestCache()
+            )
             by_id = {r.id: r for r in todo}
 
             async def one(item):
                 r = by_id[item["id"]]
                 msgs = detector.messages(r)
-                out = await client.chat(args.model, msgs, temperature=0.0, max_tokens=512)
+                out = await client.chat(
+                    args.model, msgs, temperature=0.0, max_tokens=args.max_tokens
+                )
                 return {"label": parse_classification(out.text), "reply": out.text}
 
-            asyncio.run(
+            _, failed = asyncio.run(
                 map_to_jsonl(
                     [{"id": r.id} for r in todo],
                     one,
@@ -217,6 +225,14 @@ def _detect(args: argparse.Namespace) -> int:
                     desc="detect",
                 )
             )
+            for item_id, err in failed[:3]:
+                print(f"paperlab: record {item_id!r} failed: {err}", file=sys.stderr)
+            if failed:
+                print(
+                    f"paperlab: {len(failed)} records failed; re-run with --resume to retry them",
+                    file=sys.stderr,
+                )
+                return 1
         predicted = {rec["id"]: rec.get("label") for rec in results.records()}
     _print_metrics(records, predicted)
     return 0

@@ -35,6 +35,7 @@ Rewrite = Callable[[str, random.Random], str]
 _NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
 
 
+# DEVIATION: the official corruptor asks an LLM for a paraphrase; this is a rule.
 def rule_rephrase(text: str, rng: random.Random) -> str:
     """The same answer in other words (DEVIATION: the official code asks an LLM): a number
     spelled out or given a decimal, else the text wrapped in a paraphrasing phrase."""
@@ -45,6 +46,7 @@ def rule_rephrase(text: str, rng: random.Random) -> str:
     return rng.choice([f"the one called {t}", f"{t} (that is the one)", f"it is {t}"])
 
 
+# DEVIATION: the official corruptor asks an LLM for a less clear question; this is a rule.
 def rule_unclear(question: str, rng: random.Random) -> str:
     """The question made less clear by one of the official four strategies, applied by rule
     (DEVIATION: the official code asks an LLM): vaguer wording, context removed (its last

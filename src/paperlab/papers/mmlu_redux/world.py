@@ -31,12 +31,9 @@ from paperlab.papers.mmlu_redux.taxonomy import ERROR_TYPES, OK
 
 N_CODES = 10
 ALPHABET = CODES[:N_CODES]
-# Short instructions for the tiny detector (DEVIATION: the official ones are ~1,800 characters).
-TINY_INSTRUCTION = (
-    "Classify the question as OK, Wrong Groundtruth, No Correct Answer, Multiple Correct "
-    "Answers, Bad Options Clarity or Bad Question Clarity."
-)
-TINY_COT_INSTRUCTION = "Review step by step, then classify the question."
+# DEVIATION: one-line instructions for the tiny detector (the official ones: ~1,800 characters).
+TINY_INSTRUCTION = "Classify the question."
+TINY_COT_INSTRUCTION = "Review step by step, then classify."
 
 
 def choice_text(code: str) -> str:
@@ -100,6 +97,7 @@ def name_of(question: str) -> str | None:
     return m.group(1) if m else None
 
 
+# DEVIATION: simulated answer sheets stand in for the 14 HELM models' released outputs.
 @dataclass
 class SimulatedAnswerer:
     """A model of known skill: it knows the facts named in `known` and picks the choice holding
@@ -163,7 +161,7 @@ def detector(
         retriever=retriever,
         reasoning=lambda r: reasoning(r, world, with_context=with_context),
         max_tokens=96,
-        compact=True,
+        compact=True,  # DEVIATION: the classification alone, not the five-key JSON
     )
 
 
