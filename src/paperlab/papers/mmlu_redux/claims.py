@@ -36,10 +36,11 @@ from paperlab.papers.mmlu_redux.detect import METHODS
 class MMLUReduxConfig:
     # the first subject is the high-error one (the paper's Virology)
     subjects: tuple[str, ...] = ("virology", "anatomy", "astronomy", "geography", "law")
-    per_subject: int = 60  # facts, hence questions, per subject
+    per_subject: int = 100  # facts, hence questions, per subject (MMLU-Redux: 100 per subject)
     high_error_rate: float = 0.57  # Virology (Sec. 3)
     low_error_rate: float = 0.0649  # the paper's estimate for MMLU as a whole
-    answerer_shares: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # models' knowledge
+    # the models' knowledge: 14 models, as the 14 HELM models the paper re-scores
+    answerer_shares: tuple[float, ...] = tuple(round(0.3 + 0.05 * i, 2) for i in range(14))
     rescore_seeds: int = 8  # corruption draws the rankings claim averages over
     n_test: int = 120  # detection test records (the paper's mix: 0.1 per error type)
     methods: tuple[str, ...] = METHODS
