@@ -45,7 +45,7 @@ class IRPOClaimsConfig:
     sft_steps: int = 400  # stopped early on purpose: M0 must still err (see m0_acc)
     sft_lr: float = 3e-3
     sft_batch: int = 32
-    train_problems: int = 256  # the problems Iterative RPO samples on (answers only)
+    train_problems: int = 2000  # the problems Iterative RPO samples on (answers only)
     test_problems: int = 300
     iterations: int = 3
     samples: int = 8  # N
@@ -54,9 +54,9 @@ class IRPOClaimsConfig:
     beta: float = 0.1
     alpha: float = 1.0  # the DPO + NLL arm (the other arm has alpha = 0)
     nll: str = "sequence"
-    dpo_steps: int = 100  # optimizer steps per iteration
-    batch_size: int = 16  # pairs per step
-    lr: float = 3e-4
+    dpo_steps: int = 150  # optimizer steps per iteration (~1 epoch of the pairs)
+    batch_size: int = 32  # pairs per step
+    lr: float = 2e-4
     maj_k: int = 8
 
     def __post_init__(self) -> None:
@@ -103,9 +103,9 @@ PRESETS = {
         iterations=4,
         samples=30,
         pairs=10,
-        train_problems=1000,
+        train_problems=4000,
         test_problems=500,
-        dpo_steps=400,
+        dpo_steps=1500,
         maj_k=32,
     ),
 }
