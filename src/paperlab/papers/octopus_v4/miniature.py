@@ -183,8 +183,14 @@ def generalist_dim(cfg: Any) -> int:
 
     target = len(DOMAIN_NAMES) * params(cfg.dim)
     step = 2 * cfg.n_heads
-    dims = range(cfg.dim, 8 * cfg.dim + 1, step)
-    return min(dims, key=lambda d: abs(params(d) - target))
+    best, dim = cfg.dim, cfg.dim
+    while True:  # widths in increasing order: stop once past the target
+        dim += step
+        n = params(dim)
+        if abs(n - target) < abs(params(best) - target):
+            best = dim
+        if n > target:
+            return best
 
 
 def _chat_cfg(cfg: Any, dim: int, steps: int, max_seq_len: int = 128) -> TinyChatConfig:
