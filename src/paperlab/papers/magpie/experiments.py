@@ -272,6 +272,7 @@ def run_sft(ctx: RunContext) -> dict[str, float]:
     ev = evaluation(ctx)
     acc = accuracies(ev)
     out = {**acc, "task_rate": data_figures(ev)["task_rate"], "n_train": float(len(ev["kept"]))}
+    out.update(per_task(ev, ("aligned", "magpie")))
     if "magpie" in ev["scores"]:
         diff, low, high = paired_bootstrap(
             ev["scores"]["magpie"], ev["scores"]["aligned"], seed=ctx.seed
@@ -300,12 +301,38 @@ def run_filter(ctx: RunContext) -> dict[str, float]:
         "duplicate_rate": ev["stats"]["duplicate_rate"],
         "colon_rate": sum((r["instruction"] or "").endswith(":") for r in records) / len(records),
     }
+    out.update(per_task(ev, ("magpie", "raw")))
+    for name, rs in (("kept", kept), ("raw", ev["raw"])):  # what each training set holds
+        for task, share in task_shares(rs).items():
+            out[f"{name}_share_{task}"] = share
     if "magpie" in ev["scores"]:
         diff, low, high = paired_bootstrap(
             ev["scores"]["magpie"], ev["scores"]["raw"], seed=ctx.seed
         )
         out.update(filtered_vs_raw=diff, filtered_vs_raw_low=low, filtered_vs_raw_high=high)
     return out
+
+
+def per_task(ev: dict[str, Any], models: tuple[str, ...]) -> dict[str, float]:
+    """Held-out accuracy of each model on each task."""
+    names = [tasks.parse(i).task for i, _ in ev["held"]]
+    out = {}
+    for m in models:
+        if m not in ev["scores"]:
+            continue
+        for task in tasks.TASKS:
+            s = [x for x, n in zip(ev["scores"][m], names, strict=True) if n == task]
+            out[f"{m}_acc_{task}"] = mean(s)
+    return out
+
+
+def task_shares(records: list[dict[str, Any]]) -> dict[str, float]:
+    """The share of each task among the records (unparseable ones under "none")."""
+    counts = {t: 0 for t in (*tasks.TASKS, "none")}
+    for r in records:
+        p = tasks.parse(r["instruction"])
+        counts[p.task if p else "none"] += 1
+    return {t: c / max(len(records), 1) for t, c in counts.items()}
 
 
 def _samples(ctx: RunContext, ev: dict[str, Any]) -> list[str]:
