@@ -132,10 +132,10 @@ def _judge_gain(diff: str, low: str, what: str, m: Mapping[str, float]) -> tuple
 
 
 def _judge_logprob(m: Mapping[str, float]) -> tuple[Verdict, str]:
+    if (why := _powered(m)) is not None:  # (no pairs: no log-prob change was measured)
+        return "inconclusive", why
     dpo, nll = m["dpo_chosen_change"], m["dpo_nll_chosen_change"]
     text = f"iteration 1, winners' log-prob change: DPO {dpo:+.2f}, DPO+NLL {nll:+.2f} nats"
-    if (why := _powered(m)) is not None:
-        return "inconclusive", f"{text} -> {why}"
     if dpo >= 0 or nll <= dpo:
         return "fails", text
     if nll >= 0:

@@ -282,7 +282,9 @@ def run_chosen_logprob(ctx: RunContext) -> dict[str, float]:
         out[f"{arm}_rejected_change"] = float(np.mean(rej))
         out[f"{arm}_chosen_change_all_iters"] = float(np.mean(every))
     plot_logprobs(ctx, runs, seeds(ctx))
-    return out
+    # an iteration without pairs has no log-prob change (NaN): left out, and the claim is
+    # inconclusive through its powering figure (pair_fraction)
+    return {k: v for k, v in out.items() if np.isfinite(v)}
 
 
 def run_majority(ctx: RunContext) -> dict[str, float]:
