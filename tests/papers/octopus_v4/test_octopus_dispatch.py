@@ -55,7 +55,10 @@ def _graph(edges=(("handover", "answerer"),), max_hops=2):
     return parse_graph(
         {
             "graph": {"fallback": "answerer", "max_hops": max_hops},
-            "nodes": {"handover": {"model": "handover"}, "answerer": {"model": "answerer"}},
+            "nodes": {
+                "handover": {"model": "handover", "token": 0},
+                "answerer": {"model": "answerer", "token": 1},
+            },
             "edges": [{"from": a, "to": b} for a, b in edges],
         }
     )
@@ -119,7 +122,8 @@ def _files(tmp_path, server, router_table='family = "prompted"\nmodel = "router"
         'prompt = "Route:"\nnode_list = false\n'
         f'[defaults]\nbase_url = "{server.base_url}"\nmax_retries = 0\n'
         + "".join(f'[models.{n}]\nmodel = "{n}"\n' for n in STUBS)
-        + '[nodes.handover]\nmodel = "handover"\n[nodes.answerer]\nmodel = "answerer"\n'
+        + '[nodes.handover]\nmodel = "handover"\ntoken = 0\n'
+        '[nodes.answerer]\nmodel = "answerer"\ntoken = 1\n'
         '[[edges]]\nfrom = "handover"\nto = "answerer"\n'
     )
     return graph

@@ -38,11 +38,12 @@ def test_a_graph_file_reads(tmp_path):
     assert g.n_functional == 17
 
 
-def test_tokens_default_to_declaration_order():
-    g = parse_graph(
-        {"graph": {"fallback": "b"}, "nodes": {"a": {"model": "x"}, "b": {"model": "y"}}}
-    )
-    assert [g.nodes[n].token for n in "ab"] == [0, 1] and g.max_hops == 1
+def test_tokens_default_to_the_official_table_then_17_up():
+    nodes = {"a": {"model": "x"}, "math": {"model": "m"}, "b": {"model": "y"}}
+    nodes["h"] = {"model": "z", "domain": "history"}
+    g = parse_graph({"graph": {"fallback": "b"}, "nodes": nodes})
+    assert [g.nodes[n].token for n in ("a", "math", "b", "h")] == [17, 4, 18, 6]
+    assert g.nodes["math"].description.startswith("mathematics") and g.max_hops == 1
 
 
 def _bad(data):
@@ -79,9 +80,9 @@ def test_no_fallback_is_named():
         (
             {
                 "graph": {"fallback": "a"},
-                "nodes": {"a": {"model": "x"}, "b": {"model": "y", "token": 0}},
+                "nodes": {"a": {"model": "x"}, "b": {"model": "y", "token": 17}},
             },
-            "share the functional token <nexa_0>",
+            "share the functional token <nexa_17>",
         ),
         ({"graph": {"fallback": "a"}, "nodes": NODES, "edges": [{"from": "a"}]}, "edge 1"),
         (

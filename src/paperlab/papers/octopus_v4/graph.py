@@ -7,7 +7,8 @@ declared in TOML, and dispatch through the LLM layer.
 
     [nodes.math]
     model = "math-worker"       # a model of the LLM layer ([models.math-worker], here or --config)
-    token = 4                   # its functional token <nexa_4> (default: declaration order)
+    token = 4                   # <nexa_4>; default: the official 17-domain table's index of
+                                # its domain (math: 4), else 17, 18, ... in declaration order
     domain = "math"
     description = "arithmetic and algebra"
     examples = ["What is 2+2?"] # optional: example queries (the MiniLM router's centroids)
@@ -35,7 +36,7 @@ from typing import Any
 
 from paperlab.core.errors import UserError
 from paperlab.core.llm.client import LLMClient
-from paperlab.papers.octopus_v4.tokens import functional_token, parse_call
+from paperlab.papers.octopus_v4.tokens import MMLU_DOMAINS, functional_token, parse_call
 
 NODE_KEYS = {"model", "token", "domain", "description", "examples"}
 GRAPH_KEYS = {"fallback", "max_hops", "name"}
@@ -122,7 +123,9 @@ def parse_graph(data: Mapping[str, Any], source: str = "<dict>") -> Graph:
     if not isinstance(tables, Mapping) or not tables:
         raise GraphError(f"{source}: no nodes; add a [nodes.NAME] table with a model")
     nodes = {}
-    for i, (name, t) in enumerate(tables.items()):
+    table = {d.domain: d for d in MMLU_DOMAINS}
+    extra = len(MMLU_DOMAINS)  # tokens of nodes outside the official table: 17, 18, ...
+    for name, t in tables.items():
         where = f"{source}: nodes.{name}"
         if not isinstance(t, Mapping):
             raise GraphError(f"{where} must be a table")
@@ -133,7 +136,14 @@ def parse_graph(data: Mapping[str, Any], source: str = "<dict>") -> Graph:
             )
         if not isinstance(t.get("model"), str) or not t["model"]:
             raise GraphError(f'{where}: needs model = "NAME" (a model of the LLM config)')
-        token = t.get("token", i)
+        domain = t.get("domain", name)
+        official = table.get(domain) if isinstance(domain, str) else None
+        if "token" in t:
+            token = t["token"]
+        elif official is not None:  # the official 17-domain table is the default
+            token = official.index
+        else:
+            token, extra = extra, extra + 1
         if isinstance(token, bool) or not isinstance(token, int) or token < 0:
             raise GraphError(f"{where}: token must be an integer >= 0, got {token!r}")
         for key in ("domain", "description"):
@@ -146,8 +156,8 @@ def parse_graph(data: Mapping[str, Any], source: str = "<dict>") -> Graph:
             name,
             t["model"],
             token,
-            t.get("domain", name),
-            t.get("description", ""),
+            domain,
+            t.get("description", official.description if official else ""),
             tuple(examples),
         )
     raw_edges = data.get("edges", [])
