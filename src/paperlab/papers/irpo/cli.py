@@ -54,10 +54,10 @@ def add_parser(sub: Any) -> None:
         help="NLL normalisation: per sequence (the paper) or over the batch's tokens (TRL)",
     )
     t.add_argument("--steps", type=int, default=150, help="optimizer steps per iteration (150)")
-    t.add_argument("--batch-size", type=int, default=16, help="pairs per step (16)")
-    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (1e-3)")
+    t.add_argument("--batch-size", type=int, default=32, help="pairs per step (32)")
+    t.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (2e-4)")
     t.add_argument("--lora-rank", type=int, default=0, help="> 0: LoRA adapters via peft (0)")
-    t.add_argument("--train-problems", type=int, default=512, help="problems sampled on (512)")
+    t.add_argument("--train-problems", type=int, default=2000, help="problems sampled on (2000)")
     t.add_argument("--test-problems", type=int, default=300, help="held-out problems (300)")
     t.add_argument("--sft-examples", type=int, default=2000, help="gold CoTs for M0 (2000)")
     t.add_argument("--sft-steps", type=int, default=400, help="SFT steps for M0 (400)")
@@ -86,7 +86,7 @@ def _problems(args: argparse.Namespace) -> dict[str, list]:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1 (an empty problem set)")
     cfg = SimpleNamespace(
         sft_examples=getattr(args, "sft_examples", 2000),  # eval: the train command's split
-        train_problems=getattr(args, "train_problems", 512),
+        train_problems=getattr(args, "train_problems", 2000),
         test_problems=args.test_problems,
         chain_steps=3,
         max_operand=9,

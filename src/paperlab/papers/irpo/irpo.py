@@ -270,8 +270,8 @@ class IRPOConfig:
     alpha: float = 1.0  # weight of the NLL term [1]; 0 = DPO alone
     nll: str = "sequence"  # "sequence" (the paper) or "tokens" (TRL's batch-token average)
     steps: int = 150  # optimizer steps per iteration
-    batch_size: int = 16  # pairs per step
-    lr: float = 1e-3
+    batch_size: int = 32  # pairs per step
+    lr: float = 2e-4  # higher rates collapse the tiny policy under the DPO term
     maj_k: int = 8  # samples for majority-vote accuracy
     lora_rank: int = 0  # > 0: train LoRA adapters (peft) and merge them after each iteration
 
