@@ -49,7 +49,10 @@ class OctopusClaimsConfig:
     n_heads: int = 4
     batch_size: int = 32
     lr: float = 5e-3
-    worker_steps: int = 400  # the generalist gets the workers' total compute (FLOPs-matched)
+    worker_steps: int = 400
+    # the generalist's training: "flops" = the workers' total compute (the default), or
+    # "examples" = the workers' total number of examples (~4x their compute)
+    generalist_budget: str = "flops"
     router_dim: int = 64  # the functional-token router
     router_steps: int = 900
     prompted_router_steps: int = 500  # the prompted router's tiny chat model
@@ -78,6 +81,8 @@ class OctopusClaimsConfig:
                 raise ValueError(f"octopus_v4: {name} must be a multiple of 2 * n_heads")
         if self.n_facts > 1000:
             raise ValueError("octopus_v4: n_facts must be <= 1000 (3-letter names)")
+        if self.generalist_budget not in ("flops", "examples"):
+            raise ValueError("octopus_v4: generalist_budget must be flops or examples")
         if self.lr <= 0:
             raise ValueError("octopus_v4: lr must be > 0")
 

@@ -41,6 +41,7 @@ ZOO_FIELDS = (
     "batch_size",
     "lr",
     "worker_steps",
+    "generalist_budget",
     "prompted_router_steps",
     "prompted_system_prompt",
 )

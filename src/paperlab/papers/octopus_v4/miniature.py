@@ -207,12 +207,15 @@ def _chat_cfg(cfg: Any, dim: int, steps: int, max_seq_len: int = 128) -> TinyCha
 
 def generalist_steps(cfg: Any, dim: int) -> int:
     """Steps that give the generalist the workers' total training compute (FLOPs ~ params x
-    tokens, same batch size): sum of worker steps x worker params / generalist params."""
+    tokens, same batch size): sum of worker steps x worker params / generalist params; with
+    `cfg.generalist_budget == "examples"`, the workers' total number of examples instead."""
     from paperlab.core.llama import Llama
 
     def params(d: int) -> int:
         return Llama(_chat_cfg(cfg, d, 1).llama_config()).num_params()
 
+    if getattr(cfg, "generalist_budget", "flops") == "examples":  # as many examples as all
+        return len(DOMAIN_NAMES) * cfg.worker_steps  # the workers: ~4x their compute
     total = len(DOMAIN_NAMES) * cfg.worker_steps * params(cfg.dim)
     return max(1, round(total / params(dim)))
 
