@@ -1,5 +1,5 @@
-"""The graph of language models (Sec. 3.3-3.4): worker nodes, directed edges, a fallback node,
-declared in TOML, and dispatch through the LLM layer.
+"""The graph of language models (the paper's graph section): worker nodes, directed edges, a
+fallback node, declared in TOML, and dispatch through the LLM layer.
 
     [graph]
     fallback = "general"        # where a query goes when the router names no known node

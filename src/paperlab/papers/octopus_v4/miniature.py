@@ -12,7 +12,7 @@ Each domain is one node of the official 17-domain table and keeps its functional
 
 Users ask in casual phrasings (`RAW_TEMPLATES`: "tell me kiv's symbol in chemistry"); the router
 writes the canonical question (the paper's "reformats the query in professional language",
-Sec. 3.2). Workers and the generalist learn both phrasings, so every router can dispatch.
+its methodology). Workers and the generalist learn both phrasings, so every router can dispatch.
 """
 
 from __future__ import annotations

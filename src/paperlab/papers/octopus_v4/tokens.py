@@ -1,4 +1,4 @@
-"""Functional tokens, the router's call format and its parser (Sec. 3.1-3.2 of the paper).
+"""Functional tokens, the router's call format and its parser (the paper's methodology).
 
 The router answers a query with one call: a functional token naming a node of the graph, the
 reformulated query as its one argument, and an end token:
