@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from paperlab.core.criteria import (  # noqa: F401  (re-exported: the claim cont
     custom,
 )
 from paperlab.core.errors import SkipClaim, UserError  # noqa: F401  (re-exported)
+from paperlab.core.files import write_text_atomic  # noqa: F401 - re-exported
 
 SCALES: tuple[str, ...] = ("tiny", "default", "full")
 # scales that test the plumbing (seconds, untrained models), not the paper: their verdicts are
@@ -243,19 +242,3 @@ def clean_measured(measured: Mapping[str, Any]) -> dict[str, float]:
             raise TypeError(f"measured[{k!r}] must be a number, got {type(v).__name__}")
         out[str(k)] = float(v)
     return out
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paperlab.core.files import write_jsonl_atomic
 from paperlab.core.stats import kendall_tau
 
 LETTERS = "ABCD"
@@ -180,16 +181,7 @@ def read_mc_jsonl(path: str | os.PathLike) -> ReadReport:
 
 def write_mc_jsonl(items: Sequence[MCItem], path: str | os.PathLike) -> Path:
     """Write items as JSONL atomically (a temp file renamed into place)."""
-    file = Path(path)
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for item in items:
-                f.write(json.dumps(item.to_dict(), ensure_ascii=False) + "\n")
-        os.replace(tmp, file)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return file
+    return write_jsonl_atomic(path, (item.to_dict() for item in items))
 
 
 # ---------------------------------------------------------------------------------------------

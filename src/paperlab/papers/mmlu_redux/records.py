@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from paperlab.core.files import write_jsonl_atomic
 from paperlab.papers.mmlu_redux.taxonomy import LABELS, OK, normalize_label
 
 COLUMNS = ("question", "choices", "answer", "error_type")
@@ -236,16 +237,7 @@ def load_annotations(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> 
 
 def write_records(records: Sequence[Record], path: str | os.PathLike) -> Path:
     """JSONL in the data set's shape, written atomically."""
-    file = Path(path)
-    tmp = file.with_name(f".{file.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r.to_dict(), ensure_ascii=False) + "\n")
-        os.replace(tmp, file)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return file
+    return write_jsonl_atomic(path, (r.to_dict() for r in records))
 
 
 def read_records(path: str | os.PathLike) -> list[Record]:

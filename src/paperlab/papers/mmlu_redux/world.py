@@ -146,7 +146,7 @@ def reasoning(r: Record, world: World, *, with_context: bool) -> str:
     if not with_context:
         return f"Step 4: the truth says {truth}."
     fact = world.by_name[name_of(r.question)]
-    return f"Step 4: {fact.name} is {fact.code}; the truth says {truth}."
+    return f"Step 4: the context says {fact.code}; the truth says {truth}."
 
 
 def detector(
@@ -192,8 +192,10 @@ def detection_task(world: World, methods: Sequence[str] = METHODS):
 
     def record(rng: random.Random, with_context: bool) -> Record:
         fact = rng.choice(world.facts)
-        label = rng.choices(labels, weights)[0]
-        while label == "wrong_groundtruth" and not with_context:
+        # with the context, a wrong ground truth is drawn as often as ok: reading the context
+        # against the ground truth is the one skill that needs many examples
+        label = "wrong_groundtruth" if with_context and rng.random() < 0.3 else None
+        while label is None or (label == "wrong_groundtruth" and not with_context):
             label = rng.choices(labels, weights)[0]
         return corrupt(clean_record(fact, subject_of[fact.name], rng), label, rng)
 
