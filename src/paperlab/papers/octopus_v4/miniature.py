@@ -270,6 +270,9 @@ def train_router(
         lr=cfg.lr,
     )
     world = make_world(cfg.n_facts, seed=seed)
+    # DEVIATION (compute): no system prompt. Octopus v4 was fine-tuned under the official
+    # ROUTER_SYSTEM_PROMPT; it is constant, so a router trained from scratch learns nothing
+    # from it, and its ~130 bytes would triple every training example.
     return train_functional_router(
         route_example(world),
         len(MMLU_DOMAINS),
