@@ -144,3 +144,12 @@ def test_empty_problem_set_is_refused(m0, private_tempdir):
     with pytest.raises(UserError, match="empty"):
         iterative_rpo(m0, [], IRPOConfig(**SMALL), out_dir=private_tempdir / "x")
     assert not (private_tempdir / "x").exists()
+
+
+def test_a_model_of_another_vocabulary_is_refused(private_tempdir):
+    from paperlab.core.llama import Llama, LlamaConfig
+
+    other = Llama(LlamaConfig(vocab_size=256, dim=16, n_layers=1, n_heads=2, max_seq_len=64))
+    with pytest.raises(UserError, match="vocabulary"):
+        iterative_rpo(other, sample_chains(2), IRPOConfig(**SMALL), out_dir=private_tempdir / "y")
+    assert not (private_tempdir / "y").exists()

@@ -64,7 +64,7 @@ def irpo_config(cfg: Any, alpha: float | None) -> IRPOConfig:
 # Jobs (module-level, picklable arguments)
 
 
-def train_m0(*, cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
+def train_m0(*, cfg: dict, seed: int, device: str = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
     from types import SimpleNamespace
 
     c = SimpleNamespace(**cfg)
@@ -77,11 +77,14 @@ def train_m0(*, cfg: dict, seed: int) -> tuple[dict[str, torch.Tensor], dict]:
         lr=c.sft_lr,
         batch_size=c.sft_batch,
         seed=seed,
+        device=device,
     )
-    return model.state_dict(), {"sft_loss": hist["loss"][-1]}
+    return {k: v.cpu() for k, v in model.state_dict().items()}, {"sft_loss": hist["loss"][-1]}
 
 
-def run_chain(*, cfg: dict, seed: int, alpha: float | None, m0: dict) -> list[dict]:
+def run_chain(
+    *, cfg: dict, seed: int, alpha: float | None, m0: dict, device: str = "cpu"
+) -> list[dict]:
     from types import SimpleNamespace
 
     c = SimpleNamespace(**cfg)
@@ -89,9 +92,14 @@ def run_chain(*, cfg: dict, seed: int, alpha: float | None, m0: dict) -> list[di
     model.load_state_dict(m0)
     data = _problems(c, seed)
     result = iterative_rpo(
-        model, data["train"], irpo_config(c, alpha), eval_problems=data["test"], seed=seed
+        model,
+        data["train"],
+        irpo_config(c, alpha),
+        eval_problems=data["test"],
+        seed=seed,
+        device=device,
     )
-    return result.history
+    return result.history  # figures only (the models stay in the worker)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +127,7 @@ def m0_models(ctx: RunContext) -> dict[int, Any]:
         except _NotCached:
             todo.append(s)
     if todo:
-        jobs = [(train_m0, dict(cfg=vars(cfg).copy(), seed=s)) for s in todo]
+        jobs = [(train_m0, dict(cfg=vars(cfg).copy(), seed=s, device=ctx.device)) for s in todo]
         out = run_jobs(jobs, workers=cfg.workers, progress=ctx.progress, desc="irpo: M0 (SFT)")
         for s, (state, info) in zip(todo, out, strict=True):
             model = tiny_llama(**_arch(cfg))
@@ -143,7 +151,16 @@ def histories(ctx: RunContext) -> dict[tuple[int, str], list[dict]]:
                 todo.append((s, arm, alpha))
     if todo:
         jobs = [
-            (run_chain, dict(cfg=vars(cfg).copy(), seed=s, alpha=a, m0=m0[s][0].state_dict()))
+            (
+                run_chain,
+                dict(
+                    cfg=vars(cfg).copy(),
+                    seed=s,
+                    alpha=a,
+                    m0=m0[s][0].state_dict(),
+                    device=ctx.device,
+                ),
+            )
             for s, _, a in todo
         ]
         res = run_jobs(jobs, workers=cfg.workers, progress=ctx.progress, desc="irpo: iterations")

@@ -438,6 +438,11 @@ def iterative_rpo(
     ``resume=True`` continues from the last one saved there."""
     if not problems:
         raise UserError("the training problem set is empty")
+    if model.config.vocab_size != TOKENIZER.vocab_size:
+        raise UserError(
+            f"the model's vocabulary ({model.config.vocab_size} ids) is not the task "
+            f"tokenizer's ({TOKENIZER.vocab_size}, {TOKENIZER.name}): build it with tiny_llama()"
+        )
     folder = Path(out_dir) if out_dir is not None else None
     history: list[dict[str, Any]] = []
     start = 0
