@@ -57,7 +57,12 @@ def base_model(ctx: RunContext):
     cfg = ctx.config
     model, _ = ctx.shared(
         "magpie-base",
-        lambda: (pretrain_base(model_config(cfg), seed=ctx.seed, progress=ctx.progress), {}),
+        lambda: (
+            pretrain_base(
+                model_config(cfg), seed=ctx.seed, progress=ctx.progress, device=ctx.device
+            ),
+            {},
+        ),
         spec=spec(cfg),
         codec=_codec(cfg, "magpie-base"),
     )
@@ -73,7 +78,9 @@ def aligned_dir(ctx: RunContext) -> Path:
     base = base_model(ctx)
 
     def train(folder: Path) -> list[Path]:
-        model = align(base, model_config(cfg), seed=ctx.seed, progress=ctx.progress)
+        model = align(
+            base, model_config(cfg), seed=ctx.seed, progress=ctx.progress, device=ctx.device
+        )
         return [save_chat_model(model, folder / "aligned", "aligned")]
 
     return trained_chat_zoo(
@@ -125,7 +132,10 @@ def curated(ctx: RunContext) -> list[dict[str, Any]]:
     return ctx.shared(
         "magpie-curated",
         lambda: curate(
-            records, tagger=RuleTagger(), embedder=MiniLM(), threshold=cfg.dedup_threshold
+            records,
+            tagger=RuleTagger(),
+            embedder=MiniLM(device=ctx.device),
+            threshold=cfg.dedup_threshold,
         ),
         spec=(spec(cfg, "align_steps", "n_synth", "newline_stop", "dedup_threshold"), "curated"),
         codec=JSONCodec(),
@@ -164,7 +174,7 @@ def _evaluate(ctx: RunContext) -> dict[str, Any]:
                 name: pool.submit(
                     lambda p, n: ctx.shared(
                         f"magpie-tuned-{n}",
-                        lambda: (_finetune(base, p, mc, ctx.seed, n), {}),
+                        lambda: (_finetune(base, p, mc, ctx.seed, n, ctx.device), {}),
                         spec=(
                             spec(cfg, "align_steps", "n_synth", "finetune_steps"),
                             n,
@@ -194,12 +204,12 @@ def _evaluate(ctx: RunContext) -> dict[str, Any]:
     )
 
 
-def _finetune(base, pairs_: list, mc: ModelConfig, seed: int, name: str):
+def _finetune(base, pairs_: list, mc: ModelConfig, seed: int, name: str, device: str):
     # DEVIATION: the tuned copies get the aligned model's recipe (loss on the whole
     # conversation, as many steps), so that only the data differs. With the loss on the
     # response alone (1-2 bytes here) they learned far more slowly: 47% after 800 steps on
     # 466 filtered pairs, 56% with the loss on the whole conversation (aligned: 92%).
-    return finetune(base, pairs_, mc, seed=seed, desc=f"sft {name}", user_loss=True)
+    return finetune(base, pairs_, mc, seed=seed, desc=f"sft {name}", user_loss=True, device=device)
 
 
 def _base_extractions(base, n: int, seed: int) -> list[str]:

@@ -66,13 +66,18 @@ def new_model(cfg: ModelConfig, seed: int) -> Llama:
         return Llama(cfg.tiny_chat(1).llama_config())
 
 
-def pretrain_base(cfg: ModelConfig, *, seed: int, progress: bool = False) -> Llama:
-    """A fresh model pre-trained on plain text only (no chat format, no tasks)."""
+def pretrain_base(
+    cfg: ModelConfig, *, seed: int, progress: bool = False, device: str = "cpu"
+) -> Llama:
+    """A fresh model pre-trained on plain text only (no chat format, no tasks), trained on
+    `device` and returned on the CPU (where it is served and cached)."""
     model = new_model(cfg, seed)
     if cfg.base_steps:
         recipe = ByteLM(steps=cfg.base_steps, lr=cfg.base_lr, batch_size=16, seq_len=128)
-        train_byte_lm(model, recipe, seed=seed, progress=progress, desc="magpie base")
-    return model.eval()
+        train_byte_lm(
+            model, recipe, seed=seed, progress=progress, desc="magpie base", device=device
+        )
+    return model.cpu().eval()
 
 
 def encode_pair(instruction: str, response: str, *, user_loss: bool) -> tuple[list[int], list[int]]:
@@ -116,6 +121,7 @@ def _tune(
     user_loss: bool,
     progress: bool,
     desc: str,
+    device: str = "cpu",
 ) -> Llama:
     rng = random.Random(seed)
 
@@ -134,8 +140,8 @@ def _tune(
         desc=desc,
     )
     if steps:
-        train(model, sft_loss, batch, tcfg)
-    return model.eval()
+        train(model, sft_loss, batch, tcfg, device=device)
+    return model.cpu().eval()
 
 
 def align(
@@ -145,6 +151,7 @@ def align(
     seed: int,
     progress: bool = False,
     sample: Callable[[random.Random], Pair] = tasks.human_example,
+    device: str = "cpu",
 ) -> Llama:
     """The aligned model: a copy of `base` tuned on fresh human-written task instructions
     (`sample(rng) -> (instruction, reply)`).
@@ -164,6 +171,7 @@ def align(
         user_loss=True,
         progress=progress,
         desc="magpie aligned",
+        device=device,
     )
 
 
@@ -176,6 +184,7 @@ def finetune(
     progress: bool = False,
     desc: str = "magpie sft",
     user_loss: bool = False,
+    device: str = "cpu",
 ) -> Llama:
     """A fresh copy of `base` tuned on `pairs` (drawn uniformly with replacement); the loss is
     on the response only (standard SFT) unless `user_loss` (the aligned model's recipe)."""
@@ -192,6 +201,7 @@ def finetune(
         user_loss=user_loss,
         progress=progress,
         desc=desc,
+        device=device,
     )
 
 
