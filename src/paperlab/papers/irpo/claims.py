@@ -105,7 +105,7 @@ PRESETS = {
         pairs=10,
         train_problems=4000,
         test_problems=500,
-        dpo_steps=1500,
+        dpo_steps=800,  # ~1 epoch of ~25k pairs
         maj_k=32,
     ),
 }
