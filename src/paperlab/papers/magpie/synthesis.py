@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,3 @@ def synthesize(
         return magpie.client.run(run())
     finally:
         bar.close()
-
-
-def config_dict(config: SynthesisConfig) -> dict[str, Any]:
-    return asdict(config)
