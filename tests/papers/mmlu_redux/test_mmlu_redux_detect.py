@@ -105,3 +105,25 @@ def test_rescoring_against_corrected_labels() -> None:
     assert out["guesser_filtered"] == 0.5 and out["error_rate"] == 0.5
     with pytest.raises(ValueError, match="answers"):
         scores(records, [0])
+
+
+def test_claim_judges() -> None:
+    from paperlab.papers.mmlu_redux.claims import judge_detection, judge_rankings
+
+    ranks = dict(skill_spread=0.5, tau_high=0.6, tau_low=0.95, moved_high=4.0)
+    assert judge_rankings(ranks)[0] == "holds"
+    assert judge_rankings({**ranks, "tau_high": 0.9})[0] == "inconclusive"
+    assert judge_rankings({**ranks, "tau_high": 0.97})[0] == "fails"
+    assert judge_rankings({**ranks, "skill_spread": 0.1})[0] == "inconclusive"
+    det = dict(
+        retrieval_hit=0.95,
+        best_exact=0.8,
+        best_f2=0.9,
+        heur_overall_f2=0.7,
+        wrong_gt_f2_with_retrieval=0.8,
+        wrong_gt_f2_without_retrieval=0.1,
+    )
+    assert judge_detection(det)[0] == "holds"
+    assert judge_detection({**det, "best_f2": 0.6})[0] == "fails"
+    assert judge_detection({**det, "wrong_gt_f2_with_retrieval": 0.2})[0] == "inconclusive"
+    assert judge_detection({**det, "retrieval_hit": 0.5})[0] == "inconclusive"
