@@ -141,7 +141,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "--cache-dir",
         type=Path,
         help="disk cache of trained models, reused by the next run "
-        "(default: $PAPERLAB_CACHE_DIR or ~/.cache/paperlab)",
+        "(default: $PAPERLAB_CACHE_DIR or ~/.cache/paperlab; off: none)",
     )
     p_rep.add_argument(
         "--no-disk-cache",
@@ -299,7 +299,9 @@ def _cache_dir(args: argparse.Namespace) -> Path | None:
 
     if getattr(args, "no_disk_cache", False):
         return None
-    return args.cache_dir if args.cache_dir is not None else default_cache_dir()
+    if args.cache_dir is not None:  # `--cache-dir off` means what PAPERLAB_CACHE_DIR=off means
+        return None if str(args.cache_dir).strip().lower() == "off" else args.cache_dir
+    return default_cache_dir()
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
