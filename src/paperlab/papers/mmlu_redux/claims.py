@@ -48,9 +48,9 @@ class MMLUReduxConfig:
     dim: int = 64
     n_layers: int = 3
     n_heads: int = 4
-    max_seq_len: int = 768
-    detector_steps: int = 600
-    batch_size: int = 32
+    max_seq_len: int = 640
+    detector_steps: int = 500
+    batch_size: int = 16
     lr: float = 5e-3
     concurrency: int = 8  # detection requests in flight
 
