@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from paperlab.core.checkpoint import load_model, save_model
 from paperlab.core.errors import UserError
+from paperlab.core.files import write_text_atomic
 from paperlab.core.generate import generate
 from paperlab.core.llama import Llama, LlamaConfig
 from paperlab.core.stats import majority
@@ -381,12 +382,6 @@ class IRPOResult:
     history: list[dict[str, Any]] = field(default_factory=list)  # one record per model M_0..M_T
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def _checkpoint(out_dir: Path, t: int) -> Path:
     return out_dir / f"iter_{t}.safetensors"
 
@@ -397,7 +392,7 @@ def save_iteration(out_dir: Path, t: int, model: Llama, history: list[dict[str, 
     path = save_model(
         _checkpoint(out_dir, t), model, kind=KIND, config=asdict(model.config), iteration=t
     )
-    _write_json_atomic(out_dir / "history.json", history)
+    write_text_atomic(out_dir / "history.json", json.dumps(history, indent=1))
     return path
 
 
