@@ -49,8 +49,8 @@ class MMLUReduxConfig:
     n_layers: int = 3
     n_heads: int = 4
     max_seq_len: int = 640
-    detector_steps: int = 500
-    batch_size: int = 16
+    detector_steps: int = 300
+    batch_size: int = 8
     lr: float = 5e-3
     concurrency: int = 8  # detection requests in flight
 
