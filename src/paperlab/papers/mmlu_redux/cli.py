@@ -20,6 +20,7 @@ EPILOG = """examples:
   paperlab mmlu-redux detect corrupted.jsonl --model gpt-4o --method few_shot_cot \\
       --shots shots.jsonl --config paperlab.toml --out flags.jsonl --resume
   paperlab mmlu-redux rescore records.jsonl --answers answers.jsonl
+  paperlab mmlu-redux train-detector --out detector/ --write-data noisy.jsonl
 """
 
 
@@ -31,7 +32,11 @@ def add_parser(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s = p.add_subparsers(dest="redux_command", metavar="load|corrupt|detect|rescore", required=True)
+    s = p.add_subparsers(
+        dest="redux_command",
+        metavar="load|corrupt|detect|rescore|train-detector",
+        required=True,
+    )
     load = s.add_parser(
         "load",
         help="read annotations (CSV or JSONL files or folders), report every oddity",
@@ -77,6 +82,13 @@ def add_parser(sub: Any) -> None:
     )
     det.add_argument("--shots", type=Path, help="solved example records (JSONL) for few-shot")
     det.add_argument(
+        "--prompts",
+        choices=("official", "tiny"),
+        default="official",
+        help="official: the paper's instructions and JSON; tiny: the one-line instructions and "
+        "compact replies the `train-detector` model was trained on (default official)",
+    )
+    det.add_argument(
         "--retrieval", type=Path, help="a text file of passages, one per line (MiniLM top-k)"
     )
     det.add_argument("--top-k", type=int, default=3, help="passages per question (3)")
@@ -94,6 +106,64 @@ def add_parser(sub: Any) -> None:
     res.add_argument("input", type=Path)
     res.add_argument("--answers", type=Path, required=True)
     res.add_argument("--scoring", choices=("filtered", "corrected"), default="filtered")
+    _add_train_detector(s)
+
+
+def _add_train_detector(s: Any) -> None:
+    t = s.add_parser(
+        "train-detector",
+        help="train the miniature's tiny detector and save it where `paperlab serve` serves it",
+        description="The tiny byte-level chat model of the claims (made-up facts, every error "
+        "type, the four detection programs with and without retrieval), saved as a servable "
+        "folder: `paperlab serve DIR` then `detect --model detector`.",
+    )
+    t.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    t.add_argument("--steps", type=int, default=300, help="training steps (300)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", help="cpu, cuda or mps (cpu)")
+    t.add_argument(
+        "--write-data",
+        type=Path,
+        help="also write a corrupted test set (JSONL) and its passages (<name>.passages.txt)",
+    )
+
+
+def _train_detector(args: argparse.Namespace) -> int:
+    from paperlab.core.device import resolve_device
+    from paperlab.core.llm.tiny import save_chat_model, train_chat_model
+    from paperlab.papers.mmlu_redux.claims import MMLUReduxConfig
+    from paperlab.papers.mmlu_redux.experiments import detector_config, test_pool
+    from paperlab.papers.mmlu_redux.records import write_records
+    from paperlab.papers.mmlu_redux.world import detection_task, make_world
+
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    if args.out.exists() and any(args.out.iterdir()):
+        raise UserError(f"--out {args.out}: exists and is not empty")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    cfg = MMLUReduxConfig(detector_steps=args.steps)
+    world = make_world(cfg.subjects, cfg.per_subject, seed=args.seed)
+    model = train_chat_model(
+        [(detection_task(world), 1.0)],
+        detector_config(cfg),
+        seed=args.seed,
+        device=device,
+        progress=True,
+        desc="mmlu-redux: detector",
+    )
+    save_chat_model(model.cpu(), args.out, "detector")
+    print(f"wrote {args.out} (model id: detector)")
+    if args.write_data:
+        from paperlab.core.files import write_text_atomic
+
+        write_records(test_pool(cfg, world, args.seed), args.write_data)
+        passages = args.write_data.with_suffix(".passages.txt")
+        write_text_atomic(passages, "\n".join(world.passages()) + "\n")
+        print(f"wrote {args.write_data} and {passages} (the retrieval corpus)")
+    return 0
 
 
 def _records(path: Path):
@@ -170,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.redux_command == "detect":
         return _detect(args)
+    if args.redux_command == "train-detector":
+        return _train_detector(args)
     return _rescore(args)
 
 
@@ -254,7 +326,24 @@ def _detector(args: argparse.Namespace, Detector, METHODS):
             return top_k(q, passages, embedder, k=args.top_k)
 
     try:
-        return Detector(method=args.method, shots=shots, retriever=retriever)
+        if args.prompts == "tiny":
+            from paperlab.papers.mmlu_redux.world import TINY_COT_INSTRUCTION, TINY_INSTRUCTION
+
+            cot = "cot" in args.method
+            return Detector(
+                method=args.method,
+                instruction=TINY_COT_INSTRUCTION if cot else TINY_INSTRUCTION,
+                shots=shots,
+                retriever=retriever,
+                reasoning=lambda r: r.potential_reason or "Step 4: checked.",
+                compact=True,
+            )
+        return Detector(
+            method=args.method,
+            shots=shots,
+            retriever=retriever,
+            reasoning=lambda r: r.potential_reason or "",
+        )
     except ValueError as e:
         raise UserError(str(e)) from None
 
