@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from paperlab.cli import main
-from paperlab.core.llama import Llama, LlamaConfig
 from paperlab.core.llm.local import LocalServer
-from paperlab.core.llm.tiny import save_chat_model
 from paperlab.papers.mmlu_redux import Record, write_records
 
 
@@ -45,18 +42,21 @@ def test_corrupt_detect_rescore(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert "(all)" in capsys.readouterr().out
 
 
-def test_detect_through_paperlab_serve_resumes(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    # the official instruction is ~1,800 bytes: the model's context must hold it
-    model = Llama(LlamaConfig(vocab_size=259, dim=32, n_layers=1, n_heads=2, max_seq_len=4096))
-    directory = save_chat_model(model, tmp_path / "det", "det")
-    noisy = clean_file(tmp_path / "clean.jsonl", n=6)
+def test_train_detector_then_detect_through_paperlab_serve_resumes(tmp_path: Path) -> None:
+    directory, noisy = tmp_path / "det", tmp_path / "noisy.jsonl"
+    argv = ["mmlu-redux", "train-detector", "--out", str(directory), "--steps", "2"]
+    assert main([*argv, "--write-data", str(noisy)]) == 0
+    assert noisy.with_suffix(".passages.txt").read_text().startswith("The code of ")
+    noisy.write_text("".join(noisy.read_text().splitlines(keepends=True)[:6]))
     flags = tmp_path / "flags.jsonl"
     with LocalServer([directory]) as server:
         config = tmp_path / "paperlab.toml"
-        config.write_text(f'[models.det]\nbase_url = "{server.base_url}"\nmodel = "det"\n')
-        argv = ["mmlu-redux", "detect", str(noisy), "--model", "det", "--config", str(config)]
-        argv += ["--out", str(flags), "--max-tokens", "4", "--no-progress", "--no-cache"]
+        config.write_text(
+            f'[models.detector]\nbase_url = "{server.base_url}"\nmodel = "detector"\n'
+        )
+        argv = ["mmlu-redux", "detect", str(noisy), "--model", "detector", "--prompts", "tiny"]
+        argv += ["--config", str(config), "--out", str(flags), "--max-tokens", "4"]
+        argv += ["--no-progress", "--no-cache"]
         assert main(argv) == 0
         done = lines(flags)
         assert len(done) == 6 and all("reply" in d for d in done)
