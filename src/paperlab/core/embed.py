@@ -53,6 +53,7 @@ class MiniLM:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("texts: pass a list of strings, not one string")
+        texts = [str(t) for t in texts]  # any iterable (a generator is read once)
         todo = list(dict.fromkeys(t for t in texts if t not in self.cache))
         if todo:
             vectors = self.model.encode(
