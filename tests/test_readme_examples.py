@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 READMES = [ROOT / "README.md", *sorted((ROOT / "src" / "paperlab" / "papers").glob("*/README.md"))]
 BLOCK = re.compile(
-    r"(?:<!--\s*not run:\s*(?P<reason>.*?)\s*-->\s*\n)?```python\n(?P<code>.*?)\n```", re.S
+    r"(?:<!--\s*not run:\s*(?P<reason>[^\n]*?)\s*-->\s*\n)?```python\n(?P<code>.*?)\n```", re.S
 )
 TIMEOUT = 240  # seconds per block
 
