@@ -62,6 +62,19 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.prompt_report.cli",
         "The Prompt Report: the technique taxonomy, techniques as programs, a benchmark",
     ),
+    "narcan": (
+        "paperlab.papers.narcan.cli",
+        "NaRCan: fit a canonical image with a diffusion prior to a clip; edit it once",
+    ),
+    "motionclone": (
+        "paperlab.papers.motionclone.cli",
+        "MotionClone: clone a reference clip's motion into a new prompt, training-free",
+    ),
+    "pllava": ("paperlab.papers.pllava.cli", "PLLaVA: ask a pooled image-LLM about a clip"),
+    "recap": (
+        "paperlab.papers.recap.cli",
+        "Recap-DataComp: recaption images with an image-LLM; train and evaluate CLIP on the mix",
+    ),
 }
 
 EPILOG = """examples:
