@@ -553,3 +553,14 @@ def test_run_closes_the_connections_of_its_loop(llm_server, caplog):
     asyncio.run(collect())
     assert "Event loop is closed" not in caplog.text
     assert "never retrieved" not in caplog.text
+
+
+def test_cache_off_keeps_requests_in_memory(tmp_path, monkeypatch):
+    """PAPERLAB_CACHE_DIR=off: the request cache works for the process and writes no file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAPERLAB_CACHE_DIR", "off")
+    cache = RequestCache()
+    cache.put("k", {"v": 1})
+    assert cache.path is None and cache.get("k") == {"v": 1} and len(cache) == 1
+    cache.close()
+    assert list(tmp_path.iterdir()) == []

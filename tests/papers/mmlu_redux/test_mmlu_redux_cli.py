@@ -79,6 +79,8 @@ def test_train_detector_then_detect_through_paperlab_serve_resumes(tmp_path: Pat
         ),
         (["detect", "{missing}", "--out", "{out}", "--heuristic"], "no such file"),
         (["rescore", "{clean}", "--answers", "{clean}"], "--answers line 1"),
+        (["rescore", "{clean}", "--answers", "{letter_z}"], "not a letter A-J"),
+        (["rescore", "{clean}", "--answers", "{index_12}"], "not a letter A-J or 0-9"),
     ],
 )
 def test_bad_input_is_one_line(
@@ -86,6 +88,10 @@ def test_bad_input_is_one_line(
 ) -> None:
     clean = clean_file(tmp_path / "clean.jsonl", n=3)
     paths = {"clean": clean, "out": tmp_path / "out.jsonl", "missing": tmp_path / "nope.jsonl"}
+    for name, answer in (("letter_z", "Z"), ("index_12", 12)):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        rows = [{"model": m, "id": "q0", "answer": answer} for m in ("a", "b")]
+        paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
     argv = [a.format(**paths) for a in argv]
     assert main(["mmlu-redux", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -16,10 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from paperlab.core.artifacts import default_cache_dir
 
-def default_cache_path() -> Path:
-    root = os.environ.get("PAPERLAB_CACHE_DIR") or Path.home() / ".cache" / "paperlab"
-    return Path(root) / "llm-cache.sqlite"
+
+def default_cache_path() -> Path | None:
+    """``llm-cache.sqlite`` in the disk cache folder; None when ``$PAPERLAB_CACHE_DIR`` is
+    ``off`` (the request cache then lives in memory for the process)."""
+    root = default_cache_dir()
+    return None if root is None else root / "llm-cache.sqlite"
 
 
 def request_key(payload: dict[str, Any]) -> str:
@@ -28,14 +32,20 @@ def request_key(payload: dict[str, Any]) -> str:
 
 
 class RequestCache:
-    """`get(key)` / `put(key, value)` of JSON-able dicts; safe to share between threads."""
+    """`get(key)` / `put(key, value)` of JSON-able dicts; safe to share between threads.
+
+    ``path`` None: the default file (:func:`default_cache_path`), or an in-memory database when
+    the disk cache is off."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else default_cache_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        if self.path is None:
+            self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses "
             "(key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"

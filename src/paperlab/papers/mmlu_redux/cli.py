@@ -383,8 +383,15 @@ def _rescore(args: argparse.Namespace) -> int:
             raise UserError(f"--answers line {n}: need model, id and answer") from None
         if rid not in index:
             raise UserError(f"--answers line {n}: unknown record id {rid!r}")
-        if isinstance(ans, str):
-            ans = "ABCDEFGHIJ".index(ans.strip().upper()) if ans.strip() else None
+        if isinstance(ans, str) and ans.strip():
+            letter = ans.strip().upper()
+            if len(letter) != 1 or letter not in "ABCDEFGHIJ":
+                raise UserError(f"--answers line {n}: answer {ans!r} is not a letter A-J")
+            ans = "ABCDEFGHIJ".index(letter)
+        elif isinstance(ans, str) or ans is None:
+            ans = None
+        elif isinstance(ans, bool) or not isinstance(ans, int) or not 0 <= ans < 10:
+            raise UserError(f"--answers line {n}: answer {ans!r} is not a letter A-J or 0-9")
         answers.setdefault(model, [None] * len(records))[index[rid]] = ans
     if len(answers) < 2:
         raise UserError("--answers: need the answers of at least 2 models")
