@@ -62,6 +62,10 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.prompt_report.cli",
         "The Prompt Report: the technique taxonomy, techniques as programs, a benchmark",
     ),
+    "llamagen": (
+        "paperlab.papers.llamagen.cli",
+        "LlamaGen: train tokenizer + generator on an image folder, sample a PNG grid",
+    ),
     "narcan": (
         "paperlab.papers.narcan.cli",
         "NaRCan: fit a canonical image with a diffusion prior to a clip; edit it once",
