@@ -147,6 +147,20 @@ def test_generate_refuses_what_it_cannot_decode(prompts, max_new_tokens, says):
         generate(model, prompts, max_new_tokens=max_new_tokens)
 
 
+def test_generate_reaches_the_context_limit_exactly():
+    """The last new token is never fed back: a prompt of T and max_seq_len - T + 1 new tokens
+    fit, and the last one is the greedy argmax of the full forward at the limit."""
+    model = make_model(**{**GQA, "max_seq_len": 8})
+    prompt = torch.tensor([[3, 1, 4, 1]])
+    out = generate(model, prompt, max_new_tokens=5)
+    assert out.shape == (1, 9)
+    with torch.no_grad():
+        last = model(out[:, :8])[:, -1].argmax(-1)
+    assert int(last) == int(out[0, 8])
+    with pytest.raises(ValueError, match="exceeds max_seq_len=8"):
+        generate(model, prompt, max_new_tokens=6)
+
+
 def test_left_padded_batch_generate_equals_single():
     model = make_model(**GQA)
     prompts = [[5, 6, 7, 8, 9, 10, 11], [1, 2], [40, 41, 42, 43]]

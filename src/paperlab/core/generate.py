@@ -141,11 +141,11 @@ def generate(
     else:
         input_ids = prompts.to(device)
     B, T = input_ids.shape
-    total = T + max_new_tokens
-    if total > model.config.max_seq_len:
+    # the last new token is produced but never fed back: T + max_new_tokens - 1 positions
+    if T + max_new_tokens - 1 > model.config.max_seq_len:
         raise ValueError(
             f"prompt ({T}) + max_new_tokens ({max_new_tokens}) exceeds "
-            f"max_seq_len={model.config.max_seq_len}"
+            f"max_seq_len={model.config.max_seq_len} + 1 (the last token is never fed back)"
         )
     with eval_mode(model):
         tokens = _decode(
@@ -180,7 +180,7 @@ def _decode(model, input_ids, attention_mask, max_new_tokens, stop_tokens, pad_t
         mask = torch.ones((B, T + max_new_tokens), dtype=torch.bool, device=device)
         mask[:, :T] = attention_mask.bool()
         next_pos = attention_mask.long().sum(-1, keepdim=True)  # (B, 1) first new position
-    cache = KVCache.for_model(model, batch_size=B, max_len=T + max_new_tokens)
+    cache = KVCache.for_model(model, batch_size=B, max_len=T + max_new_tokens - 1)
     stops = torch.as_tensor(list(stop_tokens), dtype=torch.long, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
 
