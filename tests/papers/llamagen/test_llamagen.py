@@ -224,6 +224,26 @@ def test_tokenizer_shapes_and_codes():
         tok.encode(torch.rand(1, 3, 15, 15))
 
 
+@pytest.mark.parametrize(
+    ("images", "says"),
+    [
+        (torch.rand(1, 3, 15, 16), "divisible by 2"),  # an odd height (was silently 7x8 codes)
+        (torch.rand(1, 1, 16, 16), r"\(B, 3, H, W\)"),
+        ((torch.rand(1, 3, 16, 16) * 255).to(torch.uint8), "uint8 pixels: divide by 255"),
+        (torch.rand(1, 3, 16, 16) * 2 - 1, r"in \[0, 1\]"),
+        (torch.full((1, 3, 16, 16), float("nan")), r"in \[0, 1\]"),
+    ],
+)
+def test_tokenizer_refuses_bad_images(images, says):
+    with pytest.raises(ValueError, match=says):
+        small_tokenizer().encode(images)
+
+
+def test_decode_refuses_out_of_range_codes():
+    with pytest.raises(ValueError, match=r"code ids must be in \[0, 32\)"):
+        small_tokenizer().decode_indices(torch.full((1, 8, 8), 32))
+
+
 def test_tokenizer_loss_trains_and_grads_reach_encoder():
     tok = small_tokenizer()
     images = torch.rand(4, 3, 16, 16)

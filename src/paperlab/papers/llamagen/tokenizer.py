@@ -215,10 +215,27 @@ class VQTokenizer(nn.Module):
 
     def _check(self, images: Tensor) -> None:
         f, c = self.config.downsample, self.config.in_channels
-        if images.dim() != 4 or images.shape[1] != c or images.shape[-1] % f:
+        if (
+            not isinstance(images, Tensor)
+            or images.dim() != 4
+            or images.shape[1] != c
+            or images.shape[-1] % f
+            or images.shape[-2] % f
+        ):
+            shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
             raise ValueError(
-                f"VQTokenizer: expected images (B, {c}, H, W) with H, W divisible by {f}, "
-                f"got {tuple(images.shape)}"
+                f"VQTokenizer: images must be (B, {c}, H, W) with H and W divisible by {f}, "
+                f"got {shape}"
+            )
+        if not images.is_floating_point():
+            raise ValueError(
+                f"VQTokenizer: images must be floats in [0, 1], got {images.dtype} "
+                "(uint8 pixels: divide by 255)"
+            )
+        low, high = float(images.min()), float(images.max())
+        if not (-1e-3 <= low and high <= 1.0 + 1e-3):  # NaN fails this too
+            raise ValueError(
+                f"VQTokenizer: images must be in [0, 1], got values in [{low:.3g}, {high:.3g}]"
             )
 
     def quantize_images(self, images: Tensor) -> VQOutput:
@@ -250,6 +267,11 @@ class VQTokenizer(nn.Module):
             if side * side != indices.shape[1]:
                 raise ValueError(f"decode_indices: {indices.shape[1]} tokens is not a square grid")
             indices = indices.view(-1, side, side)
+        if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= self.codebook_size):
+            raise ValueError(
+                f"decode_indices: code ids must be in [0, {self.codebook_size}), got "
+                f"[{int(indices.min())}, {int(indices.max())}]"
+            )
         return self.decode_latents(self.quantize.lookup(indices)).clamp(0.0, 1.0)
 
     # -- checkpoints: one safetensors file, the config in its metadata -----------------------
