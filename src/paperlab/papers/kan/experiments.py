@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,15 +74,24 @@ def spec_of(cfg: KANClaimsConfig, fields: tuple[str, ...]) -> dict:
     return {f: getattr(cfg, f) for f in fields}
 
 
-def train_kan_staircase(width, grids, data, steps, seed) -> tuple[KAN, dict[str, list]]:
-    """Train at grids[0], then extend the grid (Sec. 2.4) and keep training; record RMSEs."""
-    model = KAN(width=width, grid_size=grids[0], seed=seed)
+def train_kan_staircase(
+    width: Sequence[int],
+    grids: Sequence[int],
+    data: dict[str, torch.Tensor],
+    steps: int,
+    seed: int,
+    device: str = "cpu",
+) -> tuple[KAN, dict[str, list]]:
+    """Train at grids[0], then extend the grid (Sec. 2.4) and keep training; record RMSEs.
+    The model and the data live on ``device``."""
+    model = KAN(width=width, grid_size=grids[0], seed=seed, device=device)
+    data = {k: v.to(device) for k, v in data.items()}
     x = data["train_input"]
     history = {"grid": [], "train": [], "test": [], "curve_train": [], "curve_test": []}
     for i, g in enumerate(grids):
         if i > 0:
             model = model.refine(g, x)
-        h = model.fit(data, opt="LBFGS", steps=steps, update_grid=(i == 0))
+        h = model.fit(data, opt="LBFGS", steps=steps, update_grid=(i == 0), device=device)
         history["curve_train"] += h["train_loss"]
         history["curve_test"] += h["test_loss"]
         history["grid"].append(g)
@@ -95,18 +104,20 @@ def train_kan_staircase(width, grids, data, steps, seed) -> tuple[KAN, dict[str,
 # (a) KAN vs MLP at >= equal parameters
 
 
-def kan_vs_mlp(cfg: KANClaimsConfig, seed: int) -> dict[str, float]:
+def kan_vs_mlp(cfg: KANClaimsConfig, seed: int, device: str = "cpu") -> dict[str, float]:
     """Per function: test RMSE and parameters of the KAN (grid schedule ``grids_a``) and of the
-    narrowest MLP with at least as many parameters (LBFGS for as many steps in all)."""
+    narrowest MLP with at least as many parameters (LBFGS for as many steps in all), trained
+    on ``device``."""
     lib = toy_functions(cfg.high_dim)
     measured: dict[str, float] = {}
     ratios = []
     for name in cfg.functions:
         f = lib[name]
         data = make_dataset(f.fn, f.n_var, n_train=cfg.n_train, n_test=cfg.n_test, seed=seed)
-        kan, _ = train_kan_staircase(f.kan_width, cfg.grids_a, data, cfg.steps, seed)
+        kan, _ = train_kan_staircase(f.kan_width, cfg.grids_a, data, cfg.steps, seed, device)
         mlp = mlp_at_least(kan.n_params, n_in=f.n_var, depth=cfg.mlp_depth, seed=seed)
-        fit_lbfgs(mlp, data["train_input"], data["train_label"], steps=cfg.steps * len(cfg.grids_a))
+        mlp_steps = cfg.steps * len(cfg.grids_a)
+        fit_lbfgs(mlp, data["train_input"], data["train_label"], steps=mlp_steps, device=device)
         k = rmse(kan, data["test_input"], data["test_label"])
         m = rmse(mlp, data["test_input"], data["test_label"])
         measured |= {
@@ -126,7 +137,7 @@ def run_kan_vs_mlp(ctx: RunContext) -> dict[str, float]:
     cfg: KANClaimsConfig = ctx.config
     measured = ctx.shared(
         "kan-vs-mlp",
-        lambda: kan_vs_mlp(cfg, ctx.seed),
+        lambda: kan_vs_mlp(cfg, ctx.seed, ctx.device),
         spec=spec_of(cfg, KAN_VS_MLP_FIELDS),
         codec=JSONCodec(),
     )
@@ -138,11 +149,11 @@ def run_kan_vs_mlp(ctx: RunContext) -> dict[str, float]:
 # (b) grid extension staircase and scaling exponent
 
 
-def grid_extension(cfg: KANClaimsConfig, seed: int) -> dict[str, list]:
+def grid_extension(cfg: KANClaimsConfig, seed: int, device: str = "cpu") -> dict[str, list]:
     """The staircase history of a ``width_b`` KAN on exp(sin(pi x) + y^2) over ``grids_b``."""
     f = toy_functions()["exp_sin"]
     data = make_dataset(f.fn, 2, n_train=cfg.n_train, n_test=cfg.n_test, seed=seed)
-    return train_kan_staircase(cfg.width_b, cfg.grids_b, data, cfg.steps, seed)[1]
+    return train_kan_staircase(cfg.width_b, cfg.grids_b, data, cfg.steps, seed, device)[1]
 
 
 @one_thread
@@ -150,7 +161,7 @@ def run_grid_extension(ctx: RunContext, *, noise: float) -> dict[str, float]:
     cfg: KANClaimsConfig = ctx.config
     h = ctx.shared(
         "kan-grid-extension",
-        lambda: grid_extension(cfg, ctx.seed),
+        lambda: grid_extension(cfg, ctx.seed, ctx.device),
         spec=spec_of(cfg, GRID_FIELDS),
         codec=JSONCodec(),
     )
@@ -178,19 +189,33 @@ def run_grid_extension(ctx: RunContext, *, noise: float) -> dict[str, float]:
 # (c) prune + symbolic snapping
 
 
-def prune_snap_once(cfg: KANClaimsConfig, data: dict, seed: int, plot_path=None) -> dict:
-    """Sec. 2.5.1: sparsify -> prune -> retrain -> snap -> tune the affine parameters.
-    Returns the pruned width's hidden size, the snapped functions' names, test R^2 and RMSE
-    and the formula (JSON-able)."""
+def prune_snap_once(
+    cfg: KANClaimsConfig,
+    data: dict[str, torch.Tensor],
+    seed: int,
+    plot_path: str | Path | None = None,
+    device: str = "cpu",
+) -> dict:
+    """Sec. 2.5.1: sparsify -> prune -> retrain -> snap -> tune the affine parameters, on
+    ``device``. Returns the pruned width's hidden size, the snapped functions' names, test
+    R^2 and RMSE and the formula (JSON-able)."""
+    data = {k: v.to(device) for k, v in data.items()}
     x = data["train_input"]
-    model = KAN(width=cfg.width_c, grid_size=5, seed=seed)
-    model.fit(data, opt="LBFGS", steps=cfg.steps, lamb=cfg.lamb, lamb_entropy=cfg.lamb_entropy)
+    model = KAN(width=cfg.width_c, grid_size=5, seed=seed, device=device)
+    model.fit(
+        data,
+        opt="LBFGS",
+        steps=cfg.steps,
+        lamb=cfg.lamb,
+        lamb_entropy=cfg.lamb_entropy,
+        device=device,
+    )
     pruned = model.prune(x, threshold=cfg.prune_threshold)
-    pruned.fit(data, opt="LBFGS", steps=cfg.steps)
+    pruned.fit(data, opt="LBFGS", steps=cfg.steps, device=device)
     if plot_path is not None:
         pruned.plot(x, path=plot_path)
     chosen = auto_symbolic(pruned, x)
-    pruned.fit(data, opt="LBFGS", steps=cfg.snap_steps, update_grid=False)
+    pruned.fit(data, opt="LBFGS", steps=cfg.snap_steps, update_grid=False, device=device)
     pred, y = pruned(data["test_input"]).detach(), data["test_label"]
     r2 = 1 - float(((pred - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
     return {
@@ -212,7 +237,7 @@ def prune_snap_seeds(ctx: RunContext, seed: int) -> Path:
     runs = []
     for s in range(cfg.snap_seeds):
         path = folder / "pruned_kan.png" if s == 0 else None
-        runs.append(prune_snap_once(cfg, data, seed + s, plot_path=path))
+        runs.append(prune_snap_once(cfg, data, seed + s, plot_path=path, device=ctx.device))
     (folder / "runs.json").write_text(json.dumps(runs))
     return folder
 
@@ -261,19 +286,20 @@ def run_prune_snap(
 CONTINUAL_GRID = 801  # points on [-1, 1] where the snapshots are taken
 
 
-def continual(cfg: KANClaimsConfig, seed: int) -> dict:
+def continual(cfg: KANClaimsConfig, seed: int, device: str = "cpu") -> dict:
     """A fixed-grid KAN and an MLP of at least its size trained phase by phase on one peak at a
-    time; their RMSE on the earlier phases' regions after the last phase, their sizes, and
-    their predictions on [-1, 1] after each phase (JSON-able)."""
-    kan = KAN(width=(1, 1), grid_size=cfg.cl_grid, seed=seed)
-    mlp = mlp_at_least(kan.n_params, n_in=1, depth=2, seed=seed)
-    grid_x = torch.linspace(-1, 1, CONTINUAL_GRID)[:, None]
+    time (on ``device``); their RMSE on the earlier phases' regions after the last phase, their
+    sizes, and their predictions on [-1, 1] after each phase (JSON-able)."""
+    kan = KAN(width=(1, 1), grid_size=cfg.cl_grid, seed=seed, device=device)
+    mlp = mlp_at_least(kan.n_params, n_in=1, depth=2, seed=seed).to(device)
+    grid_x = torch.linspace(-1, 1, CONTINUAL_GRID)[:, None].to(device)
     snapshots = []
     for phase in range(len(PEAK_CENTERS)):
         x, y = peak_phase(phase, cfg.cl_points, seed=seed)
         data = {"train_input": x, "train_label": y, "test_input": x, "test_label": y}
-        kan.fit(data, opt="LBFGS", steps=cfg.cl_steps, update_grid=False)  # fixed grid
-        fit_lbfgs(mlp, x, y, steps=cfg.cl_steps)
+        # the KAN keeps a fixed grid (no grid updates)
+        kan.fit(data, opt="LBFGS", steps=cfg.cl_steps, update_grid=False, device=device)
+        fit_lbfgs(mlp, x, y, steps=cfg.cl_steps, device=device)
         with torch.no_grad():
             snapshots.append((kan(grid_x).squeeze(1).tolist(), mlp(grid_x).squeeze(1).tolist()))
     # forgetting: error on the regions of phases 0..3 after training on phase 4
@@ -294,7 +320,7 @@ def run_continual(ctx: RunContext) -> dict[str, float]:
     cfg: KANClaimsConfig = ctx.config
     r = ctx.shared(
         "kan-continual",
-        lambda: continual(cfg, ctx.seed),
+        lambda: continual(cfg, ctx.seed, ctx.device),
         spec=spec_of(cfg, CONTINUAL_FIELDS),
         codec=JSONCodec(),
     )

@@ -211,6 +211,7 @@ class KAN(nn.Module):
         grid_eps: float = 0.02,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
+        device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = dict(
@@ -230,6 +231,8 @@ class KAN(nn.Module):
             KANLayer(in_dim=a, out_dim=b, generator=gen, **layer_kw)
             for a, b in zip(width[:-1], width[1:], strict=True)
         )
+        # drawn on the CPU with the seeded generator, then moved: the same weights anywhere
+        self.to(device)
 
     @property
     def width(self) -> list[int]:
@@ -357,13 +360,17 @@ class KAN(nn.Module):
         batch: int = -1,
         seed: int = 0,
         progress: bool = False,
+        device: str | torch.device | None = None,
     ) -> dict[str, list[float]]:
         """Train on ``dataset`` (train_input/train_label/test_input/test_label), like pykan's
         ``fit``: LBFGS (history 10, strong Wolfe, up to 20 iterations per step) full-batch
         by default, or Adam; the grid is re-adapted to the (mini)batch every
         ``stop_grid_update_step // grid_update_num`` steps before ``stop_grid_update_step``.
         Returns per-step RMSEs ``train_loss``/``test_loss`` and the regulariser ``reg``.
-        Writes no files."""
+        Writes no files. ``device``: move the model there first (None: train where it is);
+        the dataset always goes to the model's device (minibatches are drawn on the CPU)."""
+        if device is not None:
+            self.to(device)
         p = next(self.parameters())
         x_tr, y_tr, x_te, y_te = (
             dataset[k].to(p.device, p.dtype)
@@ -380,7 +387,7 @@ class KAN(nn.Module):
         for step in pbar:
             xb, yb = x_tr, y_tr  # same tensor every step: first-layer bases stay cached
             if bs < n:
-                idx = torch.randperm(n, generator=gen)[:bs]
+                idx = torch.randperm(n, generator=gen)[:bs].to(x_tr.device)
                 xb, yb = x_tr[idx], y_tr[idx]
             if update_grid and step % every == 0 and step < stop_grid_update_step:
                 self.update_grid(xb)

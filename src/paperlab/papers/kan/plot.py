@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def _draw_edge(ax: Any, x_i: torch.Tensor, phi: torch.Tensor, alpha: float, title: str) -> None:
     order = torch.argsort(x_i)
     color = "black" if "phi" in title else "tab:red"  # red = snapped to a symbolic function
-    ax.plot(x_i[order].numpy(), phi[order].numpy(), color=color, alpha=alpha, lw=1.2)
+    x_i, phi = x_i[order].cpu().numpy(), phi[order].cpu().numpy()
+    ax.plot(x_i, phi, color=color, alpha=alpha, lw=1.2)
     ax.set_title(title, fontsize=6, alpha=max(alpha, 0.3))
     ax.set_xticks([])
     ax.set_yticks([])
@@ -36,6 +37,7 @@ def plot_kan(model: KAN, x: torch.Tensor, path: str | None = None, beta: float =
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    x = x.to(next(model.parameters()).device)  # computed on the model's device, drawn on CPU
     with torch.no_grad():
         xs, acts = model.layer_inputs(x), model.forward_with_acts(x)[1]
     widths = model.width

@@ -88,7 +88,9 @@ class SymbolicEdges(nn.Module):
         if name not in SYMBOLIC_LIB:
             raise KeyError(f"unknown symbolic function {name!r}; have {list(SYMBOLIC_LIB)}")
         with torch.no_grad():
-            self.affine[i, j] = torch.as_tensor(affine, dtype=self.affine.dtype)
+            self.affine[i, j] = torch.as_tensor(
+                affine, dtype=self.affine.dtype, device=self.affine.device
+            )
             self.sym_mask[i, j] = 1.0
         self.names[i][j] = name
         self._rebuild_groups()
@@ -167,16 +169,16 @@ def _linear_fit(z: Tensor, y: Tensor) -> tuple[float, float, float]:
     """Least-squares y ~ c z + d; returns (c, d, r2) with r2 = 1 - SSE/SST."""
     zc, yc = z - z.mean(), y - y.mean()
     var_z, sst = (zc * zc).sum(), (yc * yc).sum()
-    c = (zc * yc).sum() / var_z if var_z > 1e-24 else torch.zeros((), dtype=y.dtype)
+    c = (zc * yc).sum() / var_z if var_z > 1e-24 else y.new_zeros(())
     d = y.mean() - c * z.mean()
     sse = ((c * z + d - y) ** 2).sum()
-    r2 = 1.0 - sse / sst if sst > 1e-24 else torch.ones((), dtype=y.dtype)
+    r2 = 1.0 - sse / sst if sst > 1e-24 else y.new_ones(())
     return float(c), float(d), float(r2)
 
 
 def _polish(x: Tensor, y: Tensor, fn: Callable, params: list[float], steps: int) -> list[float]:
     """A few LBFGS steps on the MSE of c f(a x + b) + d from the grid-search optimum."""
-    p = torch.tensor(params, dtype=x.dtype, requires_grad=True)
+    p = torch.tensor(params, dtype=x.dtype, device=x.device, requires_grad=True)
     opt = torch.optim.LBFGS([p], lr=1.0, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
@@ -203,7 +205,7 @@ def fit_affine(
 
     Grid search over (a, b) with the closed-form best (c, d) for each point, zoomed in
     ``iterations`` times around the optimum (as pykan's ``fit_params``), then an optional
-    LBFGS polish (kept only if it improves R^2). Runs in float64.
+    LBFGS polish (kept only if it improves R^2). Runs in float64, on the device of ``x``.
 
     DEVIATION (from pykan): the (a, b) grid acts on the standardised input (x - mean)/std,
     so ``a_range`` is relative to the spread of x. Hidden KAN nodes often live on a small
@@ -216,8 +218,8 @@ def fit_affine(
     z = (x - mean) / std
     (a_lo, a_hi), (b_lo, b_hi) = a_range, b_range
     for _ in range(iterations):
-        a_vals = torch.linspace(a_lo, a_hi, grid_points, dtype=x.dtype)
-        b_vals = torch.linspace(b_lo, b_hi, grid_points, dtype=x.dtype)
+        a_vals = torch.linspace(a_lo, a_hi, grid_points, dtype=x.dtype, device=x.device)
+        b_vals = torch.linspace(b_lo, b_hi, grid_points, dtype=x.dtype, device=x.device)
         r2 = _r2_grid(z, y, fn, a_vals, b_vals)  # (A, Bg)
         ia, ib = divmod(int(r2.argmax()), grid_points)
         a_best, b_best = float(a_vals[ia]), float(b_vals[ib])
@@ -290,7 +292,9 @@ def rank_library(
 
 
 def _edge_samples(model: KAN, layer: int, x_samples: Tensor) -> tuple[Tensor, Tensor]:
-    """Inputs (B, in) and per-edge activations (B, in, out) of ``layer`` on ``x_samples``."""
+    """Inputs (B, in) and per-edge activations (B, in, out) of ``layer`` on ``x_samples``
+    (moved to the model's device)."""
+    x_samples = x_samples.to(next(model.parameters()).device)
     with torch.no_grad():
         x_l = model.layer_inputs(x_samples)[layer]
         return x_l, model.layers[layer].edge_activations(x_l)

@@ -101,7 +101,7 @@ PEAK_WIDTH = 0.05  # DEVIATION: the paper does not state sigma; narrow peaks as 
 
 def peaks(x: torch.Tensor) -> torch.Tensor:
     """Sum of five Gaussian bumps on [-1, 1]; (N, 1) -> (N, 1)."""
-    c = torch.tensor(PEAK_CENTERS, dtype=x.dtype)
+    c = torch.tensor(PEAK_CENTERS, dtype=x.dtype, device=x.device)
     return torch.exp(-((x - c) ** 2) / (2 * PEAK_WIDTH**2)).sum(dim=1, keepdim=True)
 
 
@@ -148,9 +148,18 @@ def mlp_at_least(n_params: int, *, n_in: int, depth: int = 3, seed: int = 0) -> 
 
 
 def fit_lbfgs(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float = 1.0
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float = 1.0,
+    device: str | torch.device = "cpu",
 ) -> list[float]:
-    """Full-batch LBFGS on MSE, as the paper trains both KANs and MLPs (Sec. 3.1)."""
+    """Full-batch LBFGS on MSE, as the paper trains both KANs and MLPs (Sec. 3.1), on
+    ``device`` (the model and the data are moved there, as ``core.train.train`` does)."""
+    model.to(device)
+    x, y = x.to(device), y.to(device)
     opt = torch.optim.LBFGS(
         model.parameters(),
         lr=lr,
@@ -177,4 +186,6 @@ def fit_lbfgs(
 
 @torch.no_grad()
 def rmse(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float(torch.sqrt(torch.mean((model(x) - y) ** 2)))
+    """Root mean squared error of ``model`` on (x, y), computed on the model's device."""
+    device = next(model.parameters()).device
+    return float(torch.sqrt(torch.mean((model(x.to(device)) - y.to(device)) ** 2)))

@@ -191,9 +191,12 @@ class MAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, images: Tensor, *, seed: int = 0) -> tuple[Tensor, Tensor]:
         """(masked input, reconstruction) images: visible pixels kept, dropped ones predicted
-        (un-normalised targets only); the masked input shows dropped tokens as 0."""
-        g = torch.Generator().manual_seed(seed)
+        (un-normalised targets only); the masked input shows dropped tokens as 0. Computed on
+        the model's device."""
+        g = torch.Generator().manual_seed(seed)  # the mask is drawn on the CPU, then moved
         keep, mask = random_masking(images.shape[0], self.num_tokens, self.mask_ratio, generator=g)
+        device = self.mask_token.device
+        images, keep, mask = images.to(device), keep.to(device), mask.to(device)
         pred, _ = self(images, keep)
         tokens = patchify(images, self.patch_size)
         m = mask[..., None]

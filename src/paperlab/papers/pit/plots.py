@@ -62,7 +62,7 @@ def plot_mae(ctx: RunContext, m: Mapping[str, float], run: RunResult, dataset: s
     _, test = shared_data(ctx, dataset)
     mae = mae_model(ctx, run, dataset)
     x = test.images[:8]
-    shown, filled = mae.reconstruct(x, seed=ctx.seed)
+    shown, filled = (t.cpu() for t in mae.reconstruct(x, seed=ctx.seed))
     fig, (a1, a2) = ctx.figure(1, 2, figsize=(9, 3.4), width_ratios=(1, 2.2))
     for i, base in enumerate(("pit", "pit_mae")):
         a1.bar(i, m[f"acc_{base}"], yerr=m[f"std_{base}"], capsize=3, color=f"C{i}")

@@ -79,9 +79,11 @@ def dataset_steps(cfg: Any, dataset: str) -> int:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 256) -> float:
+    """Top-1 accuracy, computed in batches on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     correct = sum(
-        int((model(x).argmax(-1) == y).sum())
+        int((model(x.to(device)).argmax(-1) == y.to(device)).sum())
         for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True)
     )
     return correct / len(labels)
@@ -116,9 +118,11 @@ def fit(
     num_classes: int,
     steps: int,
     cfg: dict,
+    device: str = "cpu",
 ) -> RunResult:
-    """Train one classifier of ``spec`` (after MAE pre-training if ``spec.mae``) and measure
-    its held-out accuracy. ``cfg``: the claims config as a dict (picklable)."""
+    """Train one classifier of ``spec`` (after MAE pre-training if ``spec.mae``) on ``device``
+    and measure its held-out accuracy. ``cfg``: the claims config as a dict (picklable). The
+    data stay where they are; the training loop moves each batch to ``device``."""
     seconds = 0.0
     if spec.permuted:
         perm = pixel_permutation(train_x.shape[-1], seed=cfg["perm_seed"])
@@ -144,8 +148,10 @@ def fit(
             lambda m, x: m.loss(x),
             row_batches(train_x, cfg["batch_size"], seed=spec.seed + 7919),
             pre_cfg,
+            device=device,
         )
-        mae_loss, mae_state = hist["loss"][-1], mae.state_dict()
+        # kept on the CPU (the cache's codec and the plots read it there)
+        mae_loss, mae_state = hist["loss"][-1], {k: v.cpu() for k, v in mae.state_dict().items()}
         seconds += sum(hist["seconds"])
         model = classifier_from_mae(mae, num_classes=num_classes)
     else:
@@ -161,9 +167,8 @@ def fit(
     # DEVIATION: no augmentation, mixup, label smoothing or drop path (the paper's DeiT-style
     # recipe), and MAE fine-tuning without layer-wise lr decay: the from-scratch recipe.
     batches = row_batches((train_x, train_y), cfg["batch_size"], seed=spec.seed)
-    hist = train(
-        model, _cross_entropy, batches, _train_config(steps, cfg["lr"], cfg, spec.seed, spec.name)
-    )
+    train_cfg = _train_config(steps, cfg["lr"], cfg, spec.seed, spec.name)
+    hist = train(model, _cross_entropy, batches, train_cfg, device=device)
     acc = accuracy(model, test_x, test_y)
     seconds += sum(hist["seconds"])
     return RunResult(acc, seconds, hist["loss"][-1], mae_loss, mae_state)
@@ -237,6 +242,13 @@ def cached_run(ctx: RunContext, spec: RunSpec, result: RunResult | None = None) 
         return None
 
 
+def job_workers(ctx: RunContext) -> int:
+    """Worker processes for the trainings: ``workers`` on the CPU; on an accelerator one (the
+    trainings run in this process, one after the other, on ``ctx.device``: forked workers
+    cannot reuse a CUDA context, and models this small do not share a GPU usefully)."""
+    return ctx.config.workers if ctx.device == "cpu" else 1
+
+
 def ensure_runs(ctx: RunContext, specs: list[RunSpec]) -> dict[RunSpec, RunResult]:
     """The results of ``specs``, training those not yet trained in this run (or cached)."""
     cfg = ctx.config
@@ -256,12 +268,13 @@ def ensure_runs(ctx: RunContext, specs: list[RunSpec]) -> dict[RunSpec, RunResul
             num_classes=train_set.num_classes,
             steps=dataset_steps(cfg, s.dataset),
             cfg=vars(cfg).copy(),
+            device=ctx.device,
         )
         jobs.append((fit, kwargs))
     if jobs:
         results = run_jobs(
             jobs,
-            workers=cfg.workers,
+            workers=job_workers(ctx),
             threads=cfg.threads,
             progress=ctx.progress,
             desc=f"pit: {len(jobs)} trainings",
@@ -307,4 +320,4 @@ def mae_model(ctx: RunContext, run: RunResult, dataset: str) -> MAE:
         mask_ratio=cfg.mask_ratio,
     )
     mae.load_state_dict(run.mae_state)
-    return mae.eval()
+    return mae.to(ctx.device).eval()

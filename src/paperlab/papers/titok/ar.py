@@ -93,6 +93,7 @@ class ARGenerator(nn.Module):
     ) -> Tensor:
         """Sample token ids (B, seq_len), one token per forward; ``use_cache=False`` recomputes
         the whole prefix every step (the reference the cache must match)."""
+        labels = labels.to(self.llama.embed_tokens.weight.device)  # on the model's device
         with eval_mode(self):
             B = labels.shape[0]
             cond = self.condition(labels)[:, None]
@@ -105,11 +106,22 @@ class ARGenerator(nn.Module):
             prefix, new = cond, cond
             for i in range(self.seq_len):
                 logits = self._step_logits(new if use_cache else prefix, cache, cfg_scale, B)
-                token = sample_next(
-                    logits, temperature=temperature, top_k=top_k, generator=generator
-                )
+                token = _sample(logits, temperature, top_k, generator)
                 out[:, i] = token
                 new = token[:, None].repeat(rows // B, 1)  # both halves continue with the sample
                 if not use_cache:
                     prefix = torch.cat([prefix, new], dim=1)
         return out
+
+
+def _sample(
+    logits: Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+) -> Tensor:
+    """``core.generate.sample_next``; with a generator on another device than the logits (a
+    CPU generator, the seeded draws of the claims), the draw is made on the generator's
+    device and the tokens are moved back."""
+    if generator is None or generator.device == logits.device:
+        return sample_next(logits, temperature=temperature, top_k=top_k, generator=generator)
+    on_gen = logits.to(generator.device)
+    token = sample_next(on_gen, temperature=temperature, top_k=top_k, generator=generator)
+    return token.to(logits.device)

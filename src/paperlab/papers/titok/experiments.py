@@ -84,11 +84,13 @@ def tokenizer_specs(cfg: Any, channels: int) -> dict[str, tuple[str, dict[str, A
     return specs
 
 
-def fit_tokenizer(*, kind: str, kwargs: dict, images: Tensor, train_kw: dict, seed: int) -> dict:
-    """One tokenizer, trained from scratch (a job for ``run_jobs``)."""
+def fit_tokenizer(
+    *, kind: str, kwargs: dict, images: Tensor, train_kw: dict, seed: int, device: str = "cpu"
+) -> dict:
+    """One tokenizer, trained from scratch on ``device`` (a job for ``run_jobs``)."""
     torch.manual_seed(seed)
     model = TOKENIZERS[kind](**kwargs)
-    history = train_tokenizer(model, images, seed=seed, **train_kw)
+    history = train_tokenizer(model, images, seed=seed, device=device, **train_kw)
     return {"state": model.state_dict(), "history": history, "seconds": sum(history["seconds"])}
 
 
@@ -97,11 +99,24 @@ def _sequence_cost(kind: str, kwargs: dict) -> int:
     return patches + kwargs.get("num_latent_tokens", 0)
 
 
+def job_workers(cfg: Any, device: str) -> int:
+    """Worker processes for the trainings: ``cfg.workers`` on the CPU; on an accelerator one
+    (the trainings run in this process, one after the other, on ``device``: forked workers
+    cannot reuse a CUDA context, and models this small do not share a GPU usefully)."""
+    return cfg.workers if device == "cpu" else 1
+
+
 def build_tokenizers(
-    cfg: Any, seed: int, train: ImageDataset, progress: bool, names: list[str] | None = None
+    cfg: Any,
+    seed: int,
+    train: ImageDataset,
+    progress: bool,
+    names: list[str] | None = None,
+    device: str = "cpu",
 ) -> dict[str, Trained]:
-    """The tokenizers of :func:`tokenizer_specs` (only ``names`` if given), trained in
-    worker processes, longest first."""
+    """The tokenizers of :func:`tokenizer_specs` (only ``names`` if given), trained on
+    ``device`` in worker processes (CPU) or in this process (accelerators), longest first."""
+    workers = job_workers(cfg, device)
     specs = tokenizer_specs(cfg, train.channels)
     if names is not None:
         specs = {n: specs[n] for n in names}
@@ -110,7 +125,7 @@ def build_tokenizers(
         batch_size=cfg.tok_batch,
         lr=cfg.tok_lr,
         restart_every=cfg.restart_every,
-        progress=progress and cfg.workers <= 1,
+        progress=progress and workers <= 1,
     )
     order = sorted(specs, key=lambda n: -_sequence_cost(*specs[n]))  # longest jobs first
     jobs = [
@@ -122,21 +137,22 @@ def build_tokenizers(
                 images=train.images,
                 train_kw={**train_kw, "desc": n},
                 seed=seed,
+                device=device,
             ),
         )
         for n in order
     ]
     results = run_jobs(
         jobs,
-        workers=cfg.workers,
+        workers=workers,
         threads=cfg.threads,
-        progress=progress and cfg.workers > 1,
+        progress=progress and workers > 1,
         desc="titok: tokenizers",
     )
     out = {}
     for name, res in zip(order, results, strict=True):
         kind, kwargs = specs[name]
-        model = TOKENIZERS[kind](**kwargs)
+        model = TOKENIZERS[kind](**kwargs).to(device)
         model.load_state_dict(res["state"])
         out[name] = Trained(model.eval(), res["history"], res["seconds"])
     return {name: out[name] for name in specs}
@@ -147,18 +163,29 @@ def build_tokenizers(
 
 
 def fit_generator(
-    *, kind: str, kwargs: dict, tokens: Tensor, labels: Tensor, train_kw: dict, seed: int
+    *,
+    kind: str,
+    kwargs: dict,
+    tokens: Tensor,
+    labels: Tensor,
+    train_kw: dict,
+    seed: int,
+    device: str = "cpu",
 ) -> dict:
+    """One generator, trained from scratch on ``device`` (a job for ``run_jobs``)."""
     torch.manual_seed(seed)
     model = GENERATORS[kind](**kwargs)
-    history = train_generator(model, tokens, labels, seed=seed, **train_kw)
+    history = train_generator(model, tokens, labels, seed=seed, device=device, **train_kw)
     return {"state": model.state_dict(), "history": history, "seconds": sum(history["seconds"])}
 
 
-def fit_judge(*, train: ImageDataset, reference: ImageDataset, steps: int, seed: int) -> Any:
+def fit_judge(
+    *, train: ImageDataset, reference: ImageDataset, steps: int, seed: int, device: str = "cpu"
+) -> Any:
+    """The FD judge (``core.image_metric``), trained on ``device``."""
     from paperlab.core.image_metric import train_judge
 
-    return train_judge(train, reference, steps=steps, seed=seed)
+    return train_judge(train, reference, steps=steps, seed=seed, device=device)
 
 
 def generator_kwargs(cfg: Any, kind: str, seq_len: int, num_classes: int) -> dict[str, Any]:
@@ -180,15 +207,18 @@ def build_generators(
     test: ImageDataset,
     tokenizers: dict[str, Trained],
     progress: bool,
+    device: str = "cpu",
 ) -> tuple[dict[str, Trained], Any]:
-    """{"maskgit_titok", "maskgit_grid", "ar_titok", "ar_grid"} -> Trained, and the judge."""
+    """{"maskgit_titok", "maskgit_grid", "ar_titok", "ar_grid"} -> Trained, and the judge,
+    trained on ``device``."""
+    workers = job_workers(cfg, device)
     sources = {"titok": titok_name(cfg.gen_tokens), "grid": grid_name(cfg, cfg.gen_grid_patch)}
     tokens = {src: tokenize(tokenizers[name].model, train.images) for src, name in sources.items()}
     train_kw = dict(
         steps=cfg.gen_steps,
         batch_size=cfg.gen_batch,
         lr=cfg.gen_lr,
-        progress=progress and cfg.workers <= 1,
+        progress=progress and workers <= 1,
     )
     names, jobs = [], []
     for src in ("grid", "titok"):  # the long (64-token) jobs first
@@ -205,18 +235,18 @@ def build_generators(
                         labels=train.labels,
                         train_kw={**train_kw, "desc": names[-1]},
                         seed=seed,
+                        device=device,
                     ),
                 )
             )
     judge_train, _ = train.split(min(len(train) // 2, 2000), seed=seed + 1)
-    jobs.insert(
-        2, (fit_judge, dict(train=judge_train, reference=test, steps=cfg.judge_steps, seed=seed))
-    )
+    judge_kw = dict(train=judge_train, reference=test, steps=cfg.judge_steps, seed=seed)
+    jobs.insert(2, (fit_judge, {**judge_kw, "device": device}))
     results = run_jobs(
         jobs,
-        workers=cfg.workers,
+        workers=workers,
         threads=cfg.threads,
-        progress=progress and cfg.workers > 1,
+        progress=progress and workers > 1,
         desc="titok: generators",
     )
     judge = results.pop(2)
@@ -225,7 +255,7 @@ def build_generators(
         kind, src = name.split("_")
         model = GENERATORS[kind](
             **generator_kwargs(cfg, kind, tokens[src].shape[1], train.num_classes)
-        )
+        ).to(device)
         model.load_state_dict(res["state"])
         out[name] = Trained(model.eval(), res["history"], res["seconds"])
     return out, judge
@@ -252,7 +282,7 @@ def shared_tokenizers(ctx: RunContext) -> dict[str, Trained]:
     }
     todo = [n for n, t in done.items() if t is None]
     if todo:
-        fresh = build_tokenizers(cfg, ctx.seed, train, ctx.progress, names=todo)
+        fresh = build_tokenizers(cfg, ctx.seed, train, ctx.progress, todo, ctx.device)
         for n in todo:
             kind, kwargs = specs[n]
             done[n] = cached_model(
@@ -286,12 +316,20 @@ def shared_generators(
             entries[f"{kind}_{src}"] = (key, GENERATORS[kind], kwargs)
     done = {n: cached_model(ctx, "titok-generator", *e) for n, e in entries.items()}
     if any(t is None for t in done.values()):
-        fresh, judge = build_generators(cfg, ctx.seed, train, test, tokenizers, ctx.progress)
+        fresh, judge = build_generators(
+            cfg, ctx.seed, train, test, tokenizers, ctx.progress, ctx.device
+        )
         done = {n: cached_model(ctx, "titok-generator", *e, fresh[n]) for n, e in entries.items()}
         ctx.shared("titok-judge", lambda: judge)
     else:
         judge_train, _ = train.split(min(len(train) // 2, 2000), seed=ctx.seed + 1)
-        kw = dict(train=judge_train, reference=test, steps=cfg.judge_steps, seed=ctx.seed)
+        kw = dict(
+            train=judge_train,
+            reference=test,
+            steps=cfg.judge_steps,
+            seed=ctx.seed,
+            device=ctx.device,
+        )
         with torch_threads(cfg.threads):  # as in the worker processes: the same judge
             judge = ctx.shared("titok-judge", lambda: fit_judge(**kw))
     return done, judge  # type: ignore[return-value]
@@ -321,7 +359,7 @@ def cached_model(
     trained: Trained | None = None,
 ) -> Trained | None:
     """The trained model of ``key`` from this run's memory or the disk cache (``None`` if
-    neither has it); with ``trained``: store that one."""
+    neither has it), on ``ctx.device``; with ``trained``: store that one."""
     if trained is None:
         build = _not_cached
     else:
@@ -332,7 +370,7 @@ def cached_model(
         model, info = ctx.shared(name, build, spec=key, codec=codec)
     except _NotCached:
         return None
-    return Trained(model.eval(), info["history"], info["seconds"])
+    return Trained(model.to(ctx.device).eval(), info["history"], info["seconds"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,7 +385,7 @@ def run_reconstruction(ctx: RunContext) -> dict[str, float]:
     with torch_threads(cfg.threads):
         for name, t in tokenizers.items():
             m[f"mse_{name}"] = reconstruction_mse(t.model, test.images)
-            ids = t.model.encode(test.images)
+            ids = t.model.encode(test.images.to(ctx.device))
             m[f"usage_{name}"] = ids.unique().numel() / cfg.codebook_size
             m[f"train_seconds_{name}"] = t.seconds
     k_min, k_max = min(cfg.token_counts), max(cfg.token_counts)
@@ -375,6 +413,8 @@ def run_linear_probe(ctx: RunContext) -> dict[str, float]:
         for name, t in tokenizers.items():
             f_train = pooled_latents(t.model, x_train)
             f_test = pooled_latents(t.model, test.images)
+            # the probe is fitted on the run's device too
+            f_train, f_test = f_train.to(ctx.device), f_test.to(ctx.device)
             m[f"probe_acc_{name}"] = linear_probe(f_train, y_train, f_test, test.labels)
     ks = sorted(cfg.token_counts)
     accs = [m[f"probe_acc_{titok_name(k)}"] for k in ks]
@@ -400,8 +440,10 @@ def sampler(cfg: Any, name: str, gen, tok):
         )
 
     def sample(labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        # the draws on the CPU (a seeded CPU generator), the models on their device; the
+        # images come back to the CPU (on an accelerator: a sync, so the timing is honest)
         g = torch.Generator().manual_seed(seed)
-        return tok.decode_indices(gen.generate(labels, generator=g, **kw))
+        return tok.decode_indices(gen.generate(labels, generator=g, **kw)).cpu()
 
     return sample
 

@@ -20,9 +20,13 @@ from paperlab.papers.titok.maskgit import MaskGIT, maskgit_loss
 
 @torch.no_grad()
 def tokenize(tokenizer: nn.Module, images: Tensor, *, batch_size: int = 512) -> Tensor:
-    """Token indices (N, T) of ``images`` under a trained tokenizer (eval mode)."""
+    """Token indices (N, T) of ``images`` under a trained tokenizer (eval mode), computed on
+    the tokenizer's device and returned on the device of ``images``."""
     tokenizer.eval()
-    return torch.cat([tokenizer.encode(b) for b in images.split(batch_size)])
+    device = next(tokenizer.parameters()).device
+    return torch.cat(
+        [tokenizer.encode(b.to(device)).to(b.device) for b in images.split(batch_size)]
+    )
 
 
 def train_generator(
@@ -37,9 +41,11 @@ def train_generator(
     seed: int = 0,
     progress: bool = False,
     desc: str = "generator",
+    device: str = "cpu",
 ) -> dict[str, list[float]]:
     """Train a MaskGIT (masked-token loss, Sec. 3.3 of TiTok) or an AR generator (next-token
-    loss) on (tokens, labels) with the core training loop; returns the history."""
+    loss) on (tokens, labels) with the core training loop on ``device``; returns the history.
+    Masks and class dropout are drawn on the CPU (a CPU generator), then moved."""
     if tokens.shape[1] != model.seq_len:
         raise ValueError(f"tokens have length {tokens.shape[1]}; the model expects {model.seq_len}")
     gen = torch.Generator().manual_seed(seed + 17)
@@ -62,7 +68,8 @@ def train_generator(
         seed=seed,
         desc=desc,
     )
-    history = train(model, loss_fn, row_batches((tokens, labels), batch_size, seed=seed), cfg)
+    batches = row_batches((tokens, labels), batch_size, seed=seed)
+    history = train(model, loss_fn, batches, cfg, device=device)
     model.eval()
     return history
 
@@ -77,7 +84,9 @@ def sample_images(
     **sampling: Any,
 ) -> Tensor:
     """Class-conditional samples: tokens from ``generator`` (its ``generate`` keywords, e.g.
-    num_steps / cfg_scale / temperature), decoded by ``tokenizer`` -> (B, C, H, W) in [0, 1]."""
+    num_steps / cfg_scale / temperature), decoded by ``tokenizer`` -> (B, C, H, W) in [0, 1],
+    on the device of ``labels`` (the models run on their own device; the random draws are
+    made on the CPU with a generator seeded by ``seed``)."""
     g = torch.Generator().manual_seed(seed)
     ids = generator.generate(labels, generator=g, **sampling)
-    return tokenizer.decode_indices(ids)
+    return tokenizer.decode_indices(ids.to(next(tokenizer.parameters()).device)).to(labels.device)

@@ -163,6 +163,7 @@ class MaskGIT(nn.Module):
         DEVIATION: TiTok's sampler draws tokens by Gumbel-max with the annealed randomness
         temperature itself and ranks them by raw logits; here (as in the MaskGIT paper) tokens
         are sampled at ``temperature`` and ranked by log-probability + annealed Gumbel noise."""
+        labels = labels.to(self.pos_embed.device)  # runs on the model's device
         with eval_mode(self):
             B, N = labels.shape[0], self.seq_len
             counts = mask_counts(N, num_steps, schedule)

@@ -16,9 +16,13 @@ from torch import Tensor, nn
 
 @torch.no_grad()
 def pooled_latents(tokenizer: nn.Module, images: Tensor, *, batch_size: int = 512) -> Tensor:
-    """(N, width): mean over the tokenizer's latent tokens of ``tokenizer.latents(images)``."""
+    """(N, width): mean over the tokenizer's latent tokens of ``tokenizer.latents(images)``,
+    computed on the tokenizer's device and returned on the device of ``images``."""
     tokenizer.eval()
-    return torch.cat([tokenizer.latents(b).mean(dim=1) for b in images.split(batch_size)])
+    device = next(tokenizer.parameters()).device
+    return torch.cat(
+        [tokenizer.latents(b.to(device)).mean(dim=1).to(b.device) for b in images.split(batch_size)]
+    )
 
 
 def linear_probe(
@@ -32,11 +36,15 @@ def linear_probe(
 ) -> float:
     """Test accuracy of a multinomial logistic regression (full-batch LBFGS, L2 penalty
     ``weight_decay``) on standardised features (mean / std of the training features, as MAE's
-    BatchNorm without affine parameters before the linear head). Deterministic."""
+    BatchNorm without affine parameters before the linear head). Deterministic. Fitted on
+    the device of ``train_features``."""
+    device = train_features.device
+    test_features = test_features.to(device)
+    train_labels, test_labels = train_labels.to(device), test_labels.to(device)
     mean, std = train_features.mean(0), train_features.std(0) + 1e-6
     x_train, x_test = (train_features - mean) / std, (test_features - mean) / std
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    head = nn.Linear(x_train.shape[1], n_classes)
+    head = nn.Linear(x_train.shape[1], n_classes).to(device)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
     opt = torch.optim.LBFGS(head.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")

@@ -127,9 +127,14 @@ class _VQTokenizer(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor, *, batch_size: int = 512) -> Tensor:
-        """decode(encode(images)) in eval mode, clamped to [0, 1], in batches."""
+        """decode(encode(images)) in eval mode, clamped to [0, 1], in batches; computed on the
+        model's device, returned on the device of ``images``."""
+        device = self.pos_embed.device
         with eval_mode(self):
-            out = [self.decode_indices(self.encode(b)) for b in images.split(batch_size)]
+            out = [
+                self.decode_indices(self.encode(b.to(device))).to(b.device)
+                for b in images.split(batch_size)
+            ]
         return torch.cat(out)
 
     # -- checkpoints: model.safetensors (config in its metadata) + config.json -------------
@@ -265,8 +270,10 @@ def train_tokenizer(
     seed: int = 0,
     progress: bool = False,
     desc: str = "tokenizer",
+    device: str = "cpu",
 ) -> dict[str, list[float]]:
-    """Train ``model`` on ``images`` (N, C, H, W) in [0, 1] with MSE + VQ loss.
+    """Train ``model`` on ``images`` (N, C, H, W) in [0, 1] with MSE + VQ loss, on ``device``
+    (the model is moved there; batches are drawn on the CPU and moved by the training loop).
 
     DEVIATION: TiTok trains in two stages (stage 1: predict a pretrained MaskGIT-VQGAN's proxy
     codes; stage 2: fine-tune the decoder to pixels with perceptual + GAN losses). Here one
@@ -309,7 +316,12 @@ def train_tokenizer(
     )
     model.quantizer.reset_usage()
     history = train(
-        model, loss_fn, row_batches(images, batch_size, seed=seed), cfg, on_step=on_step
+        model,
+        loss_fn,
+        row_batches(images, batch_size, seed=seed),
+        cfg,
+        on_step=on_step,
+        device=device,
     )
     model.eval()
     return history
@@ -317,5 +329,6 @@ def train_tokenizer(
 
 @torch.no_grad()
 def reconstruction_mse(model: _VQTokenizer, images: Tensor, *, batch_size: int = 512) -> float:
-    """Mean squared error of decode(encode(x)) (clamped to [0, 1]) on ``images``."""
+    """Mean squared error of decode(encode(x)) (clamped to [0, 1]) on ``images`` (the model
+    runs on its own device)."""
     return F.mse_loss(model.reconstruct(images, batch_size=batch_size), images).item()

@@ -66,20 +66,23 @@ def trained_nar(ctx: RunContext) -> tuple[NAR, dict[str, float]]:
 
     def build() -> tuple[NAR, dict[str, float]]:
         with torch_threads(cfg.threads):
-            return pretrain_nar(cfg, ctx.seed, progress=ctx.progress)
+            return pretrain_nar(cfg, ctx.seed, progress=ctx.progress, device=ctx.device)
 
     def fresh() -> NAR:
         return NAR(algorithms=cfg.algorithms, hidden=cfg.nar_hidden, triplet_dim=cfg.triplet_dim)
 
     codec = ModuleCodec(build=fresh, kind="transnar-nar")
     nar, acc = ctx.shared("transnar-nar", build, spec=fields(cfg, NAR_FIELDS), codec=codec)
-    return nar.requires_grad_(False), acc
+    return nar.to(ctx.device).requires_grad_(False), acc  # the disk cache loads on the CPU
 
 
 def train_text_models(ctx: RunContext) -> dict[str, Any]:
     """Phase 2 as two jobs: TransNAR and the baseline trained on the same texts and scored on
     the same held-out texts. JSON-able: the trained weights are not kept."""
     cfg, seed = ctx.config, ctx.seed
+    # on an accelerator the two trainings run in this process, one after the other: forked
+    # workers cannot reuse a CUDA context, and models this small do not share a GPU usefully
+    workers = cfg.workers if ctx.device == "cpu" else 1
     nar, nar_acc = trained_nar(ctx)
     with torch_threads(cfg.threads):
         train_set = text_examples(
@@ -98,16 +101,17 @@ def train_text_models(ctx: RunContext) -> dict[str, Any]:
                 train_set=train_set,
                 eval_set=eval_set,
                 seed=seed,
-                progress=ctx.progress and cfg.workers <= 1,
+                progress=ctx.progress and workers <= 1,
+                device=ctx.device,
             ),
         )
         for xattn in (True, False)
     ]
     results = run_jobs(
         jobs,
-        workers=cfg.workers,
+        workers=workers,
         threads=cfg.threads,
-        progress=ctx.progress and cfg.workers > 1,
+        progress=ctx.progress and workers > 1,
         desc="transnar: phase 2",
     )
     out: dict[str, Any] = {"nar_acc": nar_acc}

@@ -160,8 +160,10 @@ def greedy_decode(
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """New tokens after each prompt, up to and including the blank line that ends a CLRS-Text
-    answer (two newlines) or ``max_new_tokens``. Prompts are left-padded and masked."""
+    answer (two newlines) or ``max_new_tokens``. Prompts are left-padded and masked. Runs on
+    the model's device (random positions are drawn on the CPU with ``generator``)."""
     model.eval()
+    device = next(model.parameters()).device
     B, T = len(prompts), max(len(p) for p in prompts)
     total = T + max_new_tokens
     ids = torch.full((B, T), PAD, dtype=torch.long)
@@ -171,11 +173,16 @@ def greedy_decode(
         mask[b, T - len(p) :] = 1
     lengths = torch.tensor([len(p) for p in prompts])
     positions = _decode_positions(lengths, T, max_new_tokens, randomized, max_position, generator)
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+    if nodes is not None:
+        nodes = nodes.to(device)
+    if node_mask is not None:
+        node_mask = node_mask.to(device)
     cache = KVCache.for_model(model.llama, batch_size=B, max_len=total)
     kw = dict(nodes=nodes, node_mask=node_mask, cache=cache)
     logits = model(ids, position_ids=positions[:, :T], attention_mask=mask[:, :T], **kw)
-    out = torch.zeros((B, 0), dtype=torch.long)
-    done = torch.zeros(B, dtype=torch.bool)
+    out = torch.zeros((B, 0), dtype=torch.long, device=device)
+    done = torch.zeros(B, dtype=torch.bool, device=device)
     for step in range(max_new_tokens):
         nxt = logits[:, -1].argmax(-1).masked_fill(done, PAD)
         out = torch.cat([out, nxt[:, None]], dim=1)

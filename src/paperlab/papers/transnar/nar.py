@@ -182,7 +182,9 @@ def nar_loss(model: NAR, algo: str, batch: GraphBatch) -> torch.Tensor:
 
 @torch.no_grad()
 def nar_accuracy(model: NAR, algo: str, batch: GraphBatch) -> float:
-    """Element-wise accuracy of the decoded outputs (pointers per node, or the one node)."""
+    """Element-wise accuracy of the decoded outputs (pointers per node, or the one node), on
+    the model's device."""
+    batch = batch.to(next(model.parameters()).device)
     pred = model(algo, batch).argmax(-1)
     if pred.dim() == 1:
         return float((pred == batch.target).float().mean())

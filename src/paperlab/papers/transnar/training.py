@@ -39,9 +39,12 @@ METRICS = ("exact", "shape", "clrs", "parse")
 # Phase 1: the NAR on the graph form
 
 
-def pretrain_nar(cfg: Any, seed: int, progress: bool = False) -> tuple[NAR, dict[str, float]]:
-    """Train the multi-task NAR on sizes ``cfg.train_sizes``; return it frozen, and its
-    element-wise accuracy per algorithm and eval size on fresh graphs."""
+def pretrain_nar(
+    cfg: Any, seed: int, progress: bool = False, device: str = "cpu"
+) -> tuple[NAR, dict[str, float]]:
+    """Train the multi-task NAR on sizes ``cfg.train_sizes`` on ``device``; return it frozen
+    (on ``device``), and its element-wise accuracy per algorithm and eval size on fresh
+    graphs."""
     torch.manual_seed(seed)
     model = NAR(algorithms=cfg.algorithms, hidden=cfg.nar_hidden, triplet_dim=cfg.triplet_dim)
     pools = {
@@ -64,7 +67,8 @@ def pretrain_nar(cfg: Any, seed: int, progress: bool = False) -> tuple[NAR, dict
         seed=seed,
         desc="transnar: NAR",
     )
-    train(model, lambda m, b: nar_loss(m, b[0], b[1]), batches, tcfg)
+    # a GraphBatch is not a tensor: the training loop cannot move it, the loss does
+    train(model, lambda m, b: nar_loss(m, b[0], b[1].to(device)), batches, tcfg, device=device)
     model.eval().requires_grad_(False)
     acc = {}
     for algo in cfg.algorithms:
@@ -90,7 +94,9 @@ class TextExample:
 
 @torch.no_grad()
 def text_examples(instances: list[Instance], nar: NAR, chunk: int = 64) -> list[TextExample]:
-    """CLRS-Text strings plus node embeddings of the same instances (frozen NAR)."""
+    """CLRS-Text strings plus node embeddings of the same instances (frozen NAR, run on its
+    own device; the embeddings are kept on the CPU, the batches' home)."""
+    device = next(nar.parameters()).device
     out: list[TextExample | None] = [None] * len(instances)
     groups: dict[tuple[str, int], list[int]] = {}
     for i, x in enumerate(instances):
@@ -101,7 +107,7 @@ def text_examples(instances: list[Instance], nar: NAR, chunk: int = 64) -> list[
             batch = collate_graphs([graph_form(instances[i]) for i in part])
             # DEVIATION: every cross-attention layer reads these *final* node embeddings (the
             # paper advances the NAR one step per transformer layer); no edge embeddings.
-            nodes = nar.embed(algo, batch)
+            nodes = nar.embed(algo, batch.to(device)).cpu()
             for row, i in enumerate(part):
                 q, a = format_example(instances[i])
                 out[i] = TextExample(algo, n, [BOS, *encode(q)], encode(a), a, nodes[row].clone())
@@ -159,8 +165,10 @@ def fit_text_model(
     eval_set: list[TextExample],
     seed: int,
     progress: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Phase 2 for one model (a job for ``run_jobs``): train, then score greedy decodes."""
+    """Phase 2 for one model (a job for ``run_jobs``): train on ``device``, then score greedy
+    decodes there. Batches are built on the CPU and moved by the training loop."""
     torch.manual_seed(seed)
     model = build_decoder(cfg, cross_attention)
     name = "transnar" if cross_attention else "baseline"
@@ -184,10 +192,10 @@ def fit_text_model(
         seed=seed,
         desc=f"transnar: {name}",
     )
-    history = train(model, text_loss, batches, tcfg)
+    history = train(model, text_loss, batches, tcfg, device=device)
     scores = evaluate(model, eval_set, cfg, seed)
     return {
-        "state": model.state_dict(),
+        "state": {k: v.cpu() for k, v in model.state_dict().items()},
         "history": history,
         "scores": scores,
         "train_seconds": sum(history["seconds"]),
