@@ -104,6 +104,27 @@ def test_training_lowers_loss_on_toy_task():
     assert out == ["red", "blue", "red", "blue"]
 
 
+def test_freeze_vision_trains_the_rest_only():
+    model = ImageLLM(_cfg())
+    vision = {k: v.clone() for k, v in model.vision.state_dict().items()}
+    projector = model.projector.linear_1.weight.clone()
+    examples = [(_images(1, seed=k)[0], "q", "a") for k in range(4)]
+    with torch_threads(1):
+        train_image_llm(
+            model,
+            examples,
+            steps=3,
+            batch_size=2,
+            lr=1e-2,
+            seed=0,
+            progress=False,
+            freeze_vision=True,
+        )
+    assert all(torch.equal(v, model.vision.state_dict()[k]) for k, v in vision.items())
+    assert not torch.equal(projector, model.projector.linear_1.weight)
+    assert all(p.requires_grad for p in model.vision.parameters())  # restored after
+
+
 def test_save_load_round_trip(tmp_path):
     model = _model(seed=4)
     file = model.save_pretrained(tmp_path / "ckpt")

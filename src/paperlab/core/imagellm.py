@@ -404,13 +404,15 @@ def train_image_llm(
     device: str = "cpu",
     progress: bool = True,
     weight_decay: float = 0.05,
+    freeze_vision: bool = False,
     desc: str = "image-LLM",
 ) -> History:
     """Train every part (ViT, projector, decoder) on answer-only cross-entropy through
     :func:`paperlab.core.train.train` (AdamW, 10% warmup, cosine); the model ends in eval mode.
 
     ``examples``: a list of ``(image, prompt, answer)`` (batches drawn with replacement), or a
-    callable ``step -> (images, prompts, answers)``."""
+    callable ``step -> (images, prompts, answers)``. ``freeze_vision``: train the projector and
+    the decoder only, on a pre-trained encoder (LLaVA keeps its CLIP encoder frozen)."""
     if not isinstance(model, ImageLLM):
         raise TypeError(f"model must be an ImageLLM, got {type(model).__name__}")
     if steps < 1 or batch_size < 1:
@@ -432,8 +434,15 @@ def train_image_llm(
         log_every=max(1, steps // 50),
         desc=desc,
     )
-    # DEVIATION: one stage, everything trained from scratch; LLaVA pre-trains the projector
-    # alone on captions (stage 1), then tunes projector + LLM on instructions (stage 2).
-    history = train(model, _image_loss, batches, cfg, device=device)
+    # DEVIATION: one stage; LLaVA pre-trains the projector alone on captions (stage 1), then
+    # tunes projector + LLM on instructions (stage 2), its encoder frozen throughout.
+    frozen = [p for p in model.vision.parameters() if p.requires_grad] if freeze_vision else []
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        history = train(model, _image_loss, batches, cfg, device=device)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
     model.eval()
     return history
