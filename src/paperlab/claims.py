@@ -98,6 +98,7 @@ class Claim:
 
     ``ours`` formats the measured dict for the one-line summary, e.g.
     ``"{kan_rmse:.1e} vs MLP {mlp_rmse:.1e}"`` (``str.format`` over ``measured``).
+    ``timed`` marks a speed claim (see ``core.criteria.timing_guard``).
     ``needs`` names external resources (``"llm-endpoint"``, ``"cuda"``); when one is missing
     the run raises :class:`SkipClaim` and the claim is reported ``skipped``.
     """
@@ -109,6 +110,9 @@ class Claim:
     run: Callable[[RunContext], Mapping[str, float]]
     ours: str = ""
     needs: tuple[str, ...] = ()
+    # a speed claim: the runner records the load other programs put on the machine while it
+    # timed (``other_load_per_core``) and withholds the verdict when it was too busy to call
+    timed: bool = False
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from paperlab.claims import (
     write_text_atomic,
 )
 from paperlab.core.artifacts import ArtifactCache
+from paperlab.core.criteria import timing_guard
 
 
 @dataclass
@@ -158,8 +159,12 @@ def run_claim(
                 raise SkipClaim("needs cuda")
             if "llm-endpoint" in claim.needs and llm_config is None:
                 raise SkipClaim("needs llm-endpoint: pass --config FILE naming real models")
-            measured = clean_measured(claim.run(ctx))
-            verdict, reason = claim.criterion.judge(measured)
+            if claim.timed:
+                measured = _run_timed(claim, ctx)
+                verdict, reason = timing_guard(claim.criterion).judge(measured)
+            else:
+                measured = clean_measured(claim.run(ctx))
+                verdict, reason = claim.criterion.judge(measured)
         except SkipClaim as e:
             measured, verdict, reason = {}, "skipped", str(e) or f"needs {', '.join(claim.needs)}"
         seconds = time.perf_counter() - start
@@ -168,7 +173,7 @@ def run_claim(
             claim_id=claim.id,
             statement=claim.statement,
             paper_figure=claim.paper_figure,
-            criterion=claim.criterion.text,
+            criterion=(timing_guard(claim.criterion) if claim.timed else claim.criterion).text,
             measured=measured,
             verdict=verdict,
             reason=reason,
@@ -194,6 +199,17 @@ def run_claim(
     finally:
         if cache is None and "ctx" in locals():
             ctx.cache.release()
+
+
+def _run_timed(claim: Claim, ctx: Any) -> dict[str, float]:
+    """Run a timed claim; add ``other_load_per_core``: the highest load other programs put on
+    the machine during its ``time_interleaved`` calls (or over the whole run if it made none)."""
+    from paperlab.core.timing import LoadMonitor, collect_timing_loads
+
+    with collect_timing_loads() as loads, LoadMonitor() as whole:
+        measured = clean_measured(claim.run(ctx))
+    load = max(loads) if loads else whole.load_per_core
+    return {**measured, "other_load_per_core": round(load, 3)}
 
 
 def _remove_empty_dirs(path: Path, *, stop: Path) -> None:

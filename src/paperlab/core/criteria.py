@@ -77,3 +77,26 @@ def all_of(*criteria: Criterion) -> Criterion:
 
 def custom(text: str, judge_fn: Callable[[Mapping[str, float]], tuple[Verdict, str]]) -> Criterion:
     return Criterion(text, judge_fn)
+
+
+# A speed verdict measured while other programs kept the cores busy is not one: at or above
+# this mean load of other runnable threads per core (core.timing.LoadMonitor), it is withheld.
+MAX_OTHER_LOAD_PER_CORE = 0.5
+
+
+def timing_guard(criterion: Criterion, *, load_key: str = "other_load_per_core") -> Criterion:
+    """``criterion``, unless the machine was busy while the timing ran: then ``inconclusive``,
+    saying what the verdict would have been. A NaN load (no /proc) does not withhold."""
+
+    def judge(m: Mapping[str, float]) -> tuple[Verdict, str]:
+        verdict, reason = criterion.judge(m)
+        load = float(m.get(load_key, float("nan")))
+        if verdict in ("holds", "fails") and load >= MAX_OTHER_LOAD_PER_CORE:
+            return "inconclusive", (
+                f"machine busy while timing (other programs' load {load:.2f} per core >= "
+                f"{MAX_OTHER_LOAD_PER_CORE:g}); would be {verdict}: {reason}"
+            )
+        return verdict, reason
+
+    text = f"{criterion.text} (withheld if other load >= {MAX_OTHER_LOAD_PER_CORE:g}/core)"
+    return Criterion(text, judge)

@@ -201,6 +201,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="speed",
+            timed=True,
             statement="Generating a suffix with the trained prompter is much faster than "
             "optimising one (AdvPrompterOpt)",
             paper_figure="Abstract: ~800x faster than optimisation-based attacks (card)",

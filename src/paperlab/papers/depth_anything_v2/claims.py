@@ -214,6 +214,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="student_vs_teacher",
+            timed=True,
             statement="The small student's pair accuracy is close to its teacher's at a "
             "fraction of the cost",
             paper_figure="Table 2: V2-S 95.3 vs V2-G 97.4 on DA-2K (2.1 points) at 1/54 of "

@@ -162,6 +162,7 @@ PAPER = PaperClaims(
     claims=[
         Claim(
             id="speedup",
+            timed=True,
             statement="Kangaroo (shallow layers + adapter draft, double early exit) decodes "
             "faster than plain KV-cached greedy decoding of the same target, with identical "
             "output (Sec. 4.2)",

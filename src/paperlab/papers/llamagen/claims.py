@@ -172,6 +172,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="kv_cache",
+            timed=True,
             statement="sampling with a KV cache and batched cond/uncond streams is faster than "
             "recomputing the prefix, with identical tokens",
             paper_figure="3.26-4.14x: vLLM vs their KV-cached PyTorch sampler (A100)",

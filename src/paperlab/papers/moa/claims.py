@@ -190,6 +190,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="parallel",
+            timed=True,
             statement="a layer's proposers run concurrently: wall = sum of slowest calls",
             paper_figure="wall time ~ layers x slowest call",
             criterion=at_least("parallel_efficiency", MIN_EFFICIENCY, margin=EFFICIENCY_MARGIN),

@@ -144,6 +144,7 @@ PAPER = PaperClaims(
     claims=[
         Claim(
             id="speedup",
+            timed=True,
             statement="self-speculative decoding with heads 2..n is faster than head-1 greedy "
             "of the same model, with identical output (Sec. 3.2)",
             paper_figure="3.0x on code (n=4, 7B); 6.4x bytes (n=8); ~2.5 of 3 drafts accepted",

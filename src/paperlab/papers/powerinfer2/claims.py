@@ -170,6 +170,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="decode_speed",
+            timed=True,
             statement="Under a memory budget the engine decodes faster than dense on-demand "
             "loading (mmap), and the speedup grows as the budget shrinks",
             paper_figure="Sec. 7.2 / Fig. 12: up to 29.2x over llama.cpp; the gap widens as "
@@ -204,6 +205,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="memory_at_equal_speed",
+            timed=True,
             statement="When the model fits, the engine reaches the in-memory dense speed with "
             "less memory",
             paper_figure="Sec. 7.3: ~40% less memory at llama.cpp / MLC-LLM decode speed",
