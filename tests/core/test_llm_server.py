@@ -217,15 +217,10 @@ def test_a_streamed_generation_stops_when_its_client_goes_away(tmp_path):
     import json
     import time
 
-    from paperlab.core.llama import Llama, LlamaConfig
-    from paperlab.core.llm.tiny import save_chat_model
-
-    config = LlamaConfig(vocab_size=259, dim=64, n_layers=2, n_heads=2, max_seq_len=4096)
-    torch.manual_seed(0)
-    save_chat_model(Llama(config), tmp_path / "long", "long")
-    with LocalServer([tmp_path / "long"]) as server:
+    with LocalServer([_long_model(tmp_path)]) as server:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
         body = {"model": "long", "messages": user("go"), "max_tokens": 4000, "stream": True}
+        body["temperature"] = 0  # _long_model's greedy reply never ends
         headers = {"content-type": "application/json"}
         conn.request("POST", "/v1/chat/completions", json.dumps(body), headers)
         response = conn.getresponse()
@@ -279,3 +274,68 @@ def test_zoo_is_trained_once_per_spec_and_released_with_its_server(tmp_path):
         assert ChatModelInfo.load(again[0]).model_id == "a"
         trained_chat_zoo(cache, "test-zoo", {"size": 2}, train)  # another spec: trained
         assert len(trained) == 2
+
+
+def _long_model(tmp_path):
+    """A random model whose greedy reply never ends: EOS's logit is 0 while one of two opposite
+    rows ('a', 'b') is always >= 0, so greedy decoding runs to max_tokens."""
+    from paperlab.core.llama import Llama, LlamaConfig
+    from paperlab.core.llm.tiny import save_chat_model
+
+    config = LlamaConfig(vocab_size=259, dim=64, n_layers=2, n_heads=2, max_seq_len=4096)
+    torch.manual_seed(0)
+    model = Llama(config)
+    with torch.no_grad():
+        w = model.lm_head.weight
+        w[257] = 0.0  # EOS
+        w[ord("b")] = -w[ord("a")]
+    return save_chat_model(model, tmp_path / "long", "long")
+
+
+def _post_long(port: int, timeout: float = 60):
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    body = {"model": "long", "messages": user("go"), "max_tokens": 4000, "temperature": 0}
+    conn.request(
+        "POST", "/v1/chat/completions", json.dumps(body), {"content-type": "application/json"}
+    )
+    return conn
+
+
+def test_a_plain_generation_stops_when_its_client_goes_away(tmp_path):
+    import time
+
+    with LocalServer([_long_model(tmp_path)]) as server:
+        conn = _post_long(server.port)
+        time.sleep(1.0)  # the generation is running in a worker thread
+        conn.sock.close()
+        conn.close()
+        for _ in range(50):
+            if server.stats().get("cancelled_generations"):
+                break
+            time.sleep(0.1)
+        assert server.stats().get("cancelled_generations") == 1
+
+
+def test_sigterm_stops_running_generations_and_exits(tmp_path):
+    """The waiting client gets a 503 (its generation was stopped at the next token, not cut
+    off by a timeout) and the server process ends."""
+    import json
+    import subprocess
+    import time
+
+    server = LocalServer([_long_model(tmp_path)]).start()
+    try:
+        conn = _post_long(server.port)
+        time.sleep(1.0)
+        server.proc.terminate()
+        response = conn.getresponse()
+        assert response.status == 503
+        assert "server is exiting" in json.loads(response.read())["error"]["message"]
+        assert server.proc.wait(timeout=30) is not None
+    except subprocess.TimeoutExpired:
+        raise AssertionError("paperlab serve did not exit after SIGTERM") from None
+    finally:
+        server.stop()

@@ -5,7 +5,9 @@ FastAPI + uvicorn. Endpoints: `GET /v1/models` and `/v1/models/{id}`, `POST /v1/
 /v1/completions` (a raw prompt; `logprobs`, `echo` for prompt log-probabilities), both with
 `stream=True` (server-sent events, `stream_options.include_usage`), and `GET /paperlab/stats`
 (request counts, for tests). Generation runs in worker threads, so concurrent requests overlap;
-a streamed generation stops when its client goes away. `n` is capped at MAX_N, `top_logprobs`
+a generation (streamed or not) stops when its client goes away, and every generation stops at
+its next token when the server is asked to exit (SIGTERM, Ctrl-C), so it exits at once. `n` is
+capped at MAX_N, `top_logprobs`
 at MAX_TOP_LOGPROBS, `max_tokens` at the room left in the context.
 
 For tests and the latency benchmark the server can misbehave on purpose:
@@ -24,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,8 +123,10 @@ class ServedModel:
         seed: int | None,
         stop: Sequence[str],
         top: int | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> tuple[str, list[int], str, list[dict[str, Any]]]:
-        """(text, token ids, finish_reason, per-token logprob entries) for one sample."""
+        """(text, token ids, finish_reason, per-token logprob entries) for one sample; raises
+        :class:`Cancelled` when ``should_stop()`` turns true between two tokens."""
         out: list[int] = []
         entries: list[dict[str, Any]] = []
         text, finish = "", "length"
@@ -134,6 +138,7 @@ class ServedModel:
             seed=seed,
             stop=stop,
             top=top,
+            should_stop=should_stop,
         ):
             if step.token is not None:
                 out.append(step.token)
@@ -152,9 +157,11 @@ class ServedModel:
         seed: int | None,
         stop: Sequence[str],
         top: int | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[_Step]:
         """One sample, token by token: a `_Step` per generated token (the text so far, cut at a
-        stop string), the last with its finish reason ("stop" or "length")."""
+        stop string), the last with its finish reason ("stop" or "length"). Raises
+        :class:`Cancelled` when ``should_stop()`` turns true between two tokens."""
         model = self.model
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         cache = KVCache.for_model(model, batch_size=1, max_len=len(ids) + max_tokens)
@@ -163,6 +170,8 @@ class ServedModel:
         out: list[int] = []
         text = ""
         for _ in range(max_tokens):
+            if should_stop is not None and should_stop():
+                raise Cancelled
             with torch.inference_mode():
                 if temperature == 0:
                     token = int(logits.argmax())
@@ -188,6 +197,10 @@ class ServedModel:
             with torch.inference_mode():
                 logits = model(torch.tensor([[token]]), cache=cache)[0, -1].float()
         yield _Step(text, None, None, "length")  # max_tokens == 0
+
+
+class Cancelled(Exception):
+    """A generation stopped early: its client went away, or the server is exiting."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +271,8 @@ def create_app(
     if api_key_env and not api_key:
         raise ValueError(f"--api-key-env {api_key_env}: the variable is not set")
     app = FastAPI(title="paperlab serve", docs_url=None, redoc_url=None)
+    shutdown = threading.Event()  # set by `serve` on SIGTERM / Ctrl-C: generations stop
+    app.state.shutdown = shutdown
 
     def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
         return JSONResponse({"error": {"message": message, "type": kind, "code": kind}}, status)
@@ -272,8 +287,8 @@ def create_app(
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return error(400, f"invalid request: {where}: {first.get('msg', 'invalid')}")
 
-    @app.middleware("http")
-    async def _gate(request: Request, call_next):
+    async def gate(request: Request) -> Response | None:
+        """Stats, the API key, injected faults and latency; a response ends the request."""
         stats[request.url.path] += 1
         if api_key is not None and request.url.path.startswith("/v1/"):
             if request.headers.get("authorization") != f"Bearer {api_key}":
@@ -292,7 +307,11 @@ def create_app(
                 await asyncio.sleep(float(fault[5:]))
             if latency:
                 await asyncio.sleep(latency)
-        return await call_next(request)
+        return None
+
+    # a pure ASGI middleware (not @app.middleware): the endpoints' request.is_disconnected()
+    # then sees the real connection, which is how a plain generation learns its client left
+    app.add_middleware(_Gate, gate=gate)
 
     def get_model(name: str) -> ServedModel:
         if name not in models:
@@ -332,7 +351,10 @@ def create_app(
             for i, seed in enumerate(seeds(req)):
                 yield _sse(chunk(rid, created, i, None, None))
                 sent = ""
-                for step in served.steps(ids, seed=seed, top=None, **params):
+                steps = served.steps(
+                    ids, seed=seed, top=None, should_stop=shutdown.is_set, **params
+                )
+                for step in _until_cancelled(steps):
                     n_out += step.token is not None
                     stats["streamed_tokens"] += step.token is not None
                     ready = step.text if step.finish else settled_text(step.text, params["stop"])
@@ -348,6 +370,31 @@ def create_app(
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def generate(request: Request, served: ServedModel, *args: Any, **kw: Any):
+        """``served.generate`` in a worker thread, stopped at the next token when the client
+        disconnects or the server exits (then a 503 for whoever is still listening)."""
+        gone = threading.Event()
+
+        async def watch() -> None:
+            while not gone.is_set():
+                if await request.is_disconnected():
+                    gone.set()
+                    stats["cancelled_generations"] += 1
+                await asyncio.sleep(0.1)
+
+        def stop() -> bool:
+            return gone.is_set() or shutdown.is_set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            return await run_in_threadpool(served.generate, *args, should_stop=stop, **kw)
+        except Cancelled:
+            msg = "generation cancelled: the server is exiting"
+            raise ServeError(503, msg, "server_error") from None
+        finally:
+            gone.set()
+            watcher.cancel()
 
     def seeds(req: _Req) -> list[int | None]:
         return [None if req.seed is None else req.seed + i for i in range(req.n)]
@@ -367,7 +414,7 @@ def create_app(
         return dict(stats)
 
     @app.post("/v1/chat/completions")
-    async def chat(req: ChatRequest) -> Any:
+    async def chat(req: ChatRequest, request: Request) -> Any:
         served = get_model(req.model)
         messages = []
         for m in req.messages:
@@ -387,8 +434,8 @@ def create_app(
             return streamed(req, ids, served, params, _chat_chunk(req.model))
         choices, n_out = [], 0
         for i, seed in enumerate(seeds(req)):
-            text, toks, finish, entries = await run_in_threadpool(
-                served.generate, ids, seed=seed, top=top, **params
+            text, toks, finish, entries = await generate(
+                request, served, ids, seed=seed, top=top, **params
             )
             n_out += len(toks)
             logprobs = None
@@ -412,7 +459,7 @@ def create_app(
         }
 
     @app.post("/v1/completions")
-    async def complete(req: CompletionRequest) -> Any:
+    async def complete(req: CompletionRequest, request: Request) -> Any:
         served = get_model(req.model)
         prompt = req.prompt
         if isinstance(prompt, list):
@@ -429,8 +476,8 @@ def create_app(
             return streamed(req, ids, served, params, _completion_chunk(req.model))
         choices, n_out = [], 0
         for i, seed in enumerate(seeds(req)):
-            text, toks, finish, entries = await run_in_threadpool(
-                served.generate, ids, seed=seed, top=top, **params
+            text, toks, finish, entries = await generate(
+                request, served, ids, seed=seed, top=top, **params
             )
             n_out += len(toks)
             logprobs = None
@@ -457,12 +504,35 @@ def create_app(
     return app
 
 
+class _Gate:
+    """ASGI middleware: ``gate(request)`` may answer an HTTP request itself."""
+
+    def __init__(self, app: Any, gate: Callable[[Request], Any]) -> None:
+        self.app, self.gate = app, gate
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            response = await self.gate(Request(scope))
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class _Dropped(Response):
     """Promises a body, sends part of it, then stops: the client sees the connection drop."""
 
     def __init__(self) -> None:
         super().__init__(b'{"id": "cut', media_type="application/json")
         self.headers["content-length"] = "1000"
+
+
+def _until_cancelled(steps: Iterator[_Step]) -> Iterator[_Step]:
+    """The steps until the generation is cancelled (the stream then just ends)."""
+    try:
+        yield from steps
+    except Cancelled:
+        return
 
 
 def _sse(event: dict[str, Any]) -> str:
@@ -586,7 +656,14 @@ def serve(
         raise OSError(f"cannot listen on {host}:{port} ({e.strerror})") from None
     sock.listen(128)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, access_log=False))
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.state.shutdown.set()  # running generations stop at their next token
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+    server = _Server(config)
     names = ", ".join(app.state.models)
     print(f"paperlab serve: {names} at http://{host}:{port}/v1 (Ctrl-C stops)", flush=True)
     if ready_file is not None:
