@@ -49,8 +49,9 @@ def unet():
     return tiny_unet(image_size=8, widths=(8, 16)).eval()
 
 
-def test_ddim_sample_matches_diffusers_pipeline(unet):
-    scheduler = make_scheduler("ddim")
+@pytest.mark.parametrize("clip_sample", [False, True])
+def test_ddim_sample_matches_diffusers_pipeline(unet, clip_sample):
+    scheduler = make_scheduler("ddim", clip_sample=clip_sample)
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     ours = ddim_sample(unet, (2, 3, 8, 8), steps=10, x_T=x_T, scheduler=scheduler)
     pipe = DDIMPipeline(unet=unet, scheduler=scheduler)

@@ -127,16 +127,27 @@ def tiny_motion_unet(
 
 
 def make_scheduler(
-    kind: str = "ddpm", *, num_train_timesteps: int = 1000, beta_schedule: str = "squaredcos_cap_v2"
+    kind: str = "ddpm",
+    *,
+    num_train_timesteps: int = 1000,
+    beta_schedule: str = "squaredcos_cap_v2",
+    clip_sample: bool = False,
+    beta_start: float = 0.0001,
+    beta_end: float = 0.02,
 ) -> SchedulerMixin:
-    """A diffusers DDPM or DDIM scheduler predicting the noise, without x0 clipping (so DDIM
-    inversion is exact in the limit) and with alphabar_{-1} = 1 for the last DDIM step."""
+    """A diffusers DDPM or DDIM scheduler predicting the noise, with alphabar_{-1} = 1 for the
+    last DDIM step. ``clip_sample``: the samplers clamp the predicted x0 to [-1, 1] (pixel-space
+    DDPM's habit, Ho et al. 2020; off by default, as for latents, and never in inversion).
+    ``beta_start`` / ``beta_end``: for the linear schedules (SD's ``scaled_linear`` uses
+    0.00085 / 0.012)."""
     if num_train_timesteps < 2:
         raise ValueError(f"num_train_timesteps={num_train_timesteps}: must be >= 2")
     common = {
         "num_train_timesteps": num_train_timesteps,
         "beta_schedule": beta_schedule,
-        "clip_sample": False,
+        "clip_sample": clip_sample,
+        "beta_start": beta_start,
+        "beta_end": beta_end,
         "prediction_type": "epsilon",
     }
     if kind == "ddpm":

@@ -119,6 +119,7 @@ def ddim_step(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
     eps_direction: Tensor | None = None,
+    clip: bool = True,
 ) -> Tensor:
     """x_{t_prev} from x_t and eps: DDIM Eq. 12, sigma = eta sqrt((1-ab')/(1-ab) (1-ab/ab')).
 
@@ -126,6 +127,8 @@ def ddim_step(
     predicted from ``eps``): how guided noise enters (MotionClone's ``customized_step``)."""
     ab, ab_prev = _alphabar(scheduler, t), _alphabar(scheduler, t_prev)
     x0 = (x_t - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
+    if clip and getattr(scheduler.config, "clip_sample", False):
+        x0 = x0.clamp(-1, 1)  # as DDIMScheduler.step (eps itself is kept, as there)
     sigma = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)) if eta > 0 else 0.0
     direction = eps if eps_direction is None else eps_direction
     x_prev = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * direction
@@ -248,7 +251,7 @@ def ddim_invert(
     for i, t in enumerate(ascending):
         t_from = ascending[i - 1] if i > 0 else -1
         eps = predict_eps(model, x, t, cond)
-        x = ddim_step(scheduler, eps, t_from, t, x)  # the same update with the roles swapped
+        x = ddim_step(scheduler, eps, t_from, t, x, clip=False)  # the update, roles swapped
     return x
 
 

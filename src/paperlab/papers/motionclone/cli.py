@@ -19,7 +19,7 @@ EPILOG = """examples:
   paperlab motionclone --reference runs/mc/reference --prompt "red bar" \\
       --model runs/mc/base.safetensors --out runs/mc2
   paperlab motionclone --reference clip.gif --prompt "blue square" --model base.safetensors \\
-      --mode dense --weight 1000
+      --mode dense --weight 2e5
 
 The base model is a tiny text-to-video diffusion model of the procedural world (colours red,
 green, blue, yellow; shapes square, plus, bar; 16 px, 8 frames). Without --model (or with a
@@ -44,10 +44,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--prompt", required=True, help='"<colour> <shape>", e.g. "red square"')
     p.add_argument("--out", type=Path, default=Path("motionclone-out"), help="output folder")
     p.add_argument("--model", type=Path, help="base model .safetensors (trained if missing)")
-    p.add_argument("--train-steps", type=int, default=300, help="base model training steps (300)")
+    p.add_argument("--train-steps", type=int, default=400, help="base model training steps (400)")
     p.add_argument("--steps", type=int, default=30, help="DDIM steps (30; official 300)")
     p.add_argument("--guidance-steps", type=int, default=18, help="guided steps (18; official 180)")
-    p.add_argument("--weight", type=float, default=2000.0, help="motion guidance weight (2000)")
+    p.add_argument(
+        "--weight", type=float, default=2e6, help="motion guidance weight (2e6; official 2000)"
+    )
     p.add_argument("--cfg", type=float, default=7.5, help="CFG: eps_c + cfg (eps_c - eps_u) (7.5)")
     p.add_argument(
         "--mode",

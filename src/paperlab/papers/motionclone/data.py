@@ -129,16 +129,19 @@ def parse_prompt(prompt: str) -> tuple[int, int]:
 
 
 def centroids(clips: Tensor) -> Tensor:
-    """(N, F, 2) intensity-weighted centroid (row, col) of the foreground of each frame; the
-    foreground weight is the brightest channel above the black background, (max_c + 1) / 2."""
+    """(N, F, 2) weighted centroid (row, col) of each frame's foreground. A pixel's weight is
+    how far its brightest channel rises above the frame's median (the background: black in the
+    data, grey noise in an undertrained sample), minus a 0.3 margin, floored at 0; an empty
+    frame's centroid is the canvas centre."""
     n, _, f, h, w = clips.shape
-    weight = ((clips.max(dim=1).values + 1) / 2).clamp(0, 1)  # (N, F, H, W)
-    weight = torch.where(weight > 0.3, weight, torch.zeros_like(weight))
-    total = weight.sum(dim=(-1, -2)).clamp_min(1e-6)
+    value = clips.max(dim=1).values  # (N, F, H, W)
+    median = value.flatten(2).median(dim=-1).values[..., None, None]
+    weight = (value - median - 0.3).clamp_min(0)
+    total = weight.sum(dim=(-1, -2))
     rows = torch.arange(h, dtype=clips.dtype).view(1, 1, h, 1)
     cols = torch.arange(w, dtype=clips.dtype).view(1, 1, 1, w)
-    r = (weight * rows).sum(dim=(-1, -2)) / total
-    c = (weight * cols).sum(dim=(-1, -2)) / total
-    empty = weight.sum(dim=(-1, -2)) < 1e-3
+    r = (weight * rows).sum(dim=(-1, -2)) / total.clamp_min(1e-6)
+    c = (weight * cols).sum(dim=(-1, -2)) / total.clamp_min(1e-6)
+    empty = total < 1e-3
     centre = torch.full_like(r, (h - 1) / 2)
     return torch.stack([torch.where(empty, centre, r), torch.where(empty, centre, c)], dim=-1)

@@ -55,6 +55,9 @@ class CloneConfig:
     add_noise_step: int = 400  # the reference's noise level for its one pass
     cfg: float = 7.5  # eps_c + cfg (eps_c - eps_u)
     mode: str = "sparse"  # "sparse" (top-1, MotionClone), "dense" (whole map), "none"
+    # DEVIATION: x0 clamped to [-1, 1] in the DDIM steps (pixel-space DDPM's habit; SD's
+    # latents are not clipped). Our undertrained tiny pixel model needs it at high noise.
+    clip_sample: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 2 or not 0 <= self.guidance_steps < self.steps:
@@ -157,7 +160,7 @@ def clone_motion(
             f"reference: need (B, 3, F, H, W) with B = len(prompt), got {tuple(reference.shape)}"
         )
     device = reference.device
-    scheduler = make_scheduler("ddim")
+    scheduler = make_scheduler("ddim", clip_sample=cfg.clip_sample)
     timesteps = uneven_timesteps(cfg.steps, cfg.guidance_steps, cfg.guidance_scale)
     guidance = None
     if cfg.mode != "none" and cfg.guidance_steps > 0:
