@@ -16,6 +16,7 @@ in one thing each:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from torch import Tensor, nn
 from paperlab.claims import RunContext
 from paperlab.core.artifacts import ModuleCodec
 from paperlab.core.checkpoint import save_safetensors_atomic
+from paperlab.core.device import torch_threads
 from paperlab.core.parallel import run_jobs
 from paperlab.papers.narcan.fit import (
     PriorSchedule,
@@ -74,15 +76,20 @@ def prior_config(cfg: Any) -> PriorConfig:
 def base_prior(ctx: RunContext) -> nn.Module:
     """The pre-trained prior (other photos than the clip's), once per run / from the disk cache."""
     pcfg = prior_config(ctx.config)
+
+    def build() -> tuple[nn.Module, dict]:
+        with torch_threads(1) if ctx.device == "cpu" else contextlib.nullcontext():
+            return pretrain_prior(
+                pcfg,
+                exclude=ctx.config.picture,
+                seed=ctx.seed,
+                device=ctx.device,
+                progress=ctx.progress,
+            )
+
     model, _ = ctx.shared(
         "narcan-prior",
-        lambda: pretrain_prior(
-            pcfg,
-            exclude=ctx.config.picture,
-            seed=ctx.seed,
-            device=ctx.device,
-            progress=ctx.progress,
-        ),
+        build,
         spec={"prior": asdict(pcfg), "picture": ctx.config.picture},
         codec=ModuleCodec(build=lambda: build_prior_unet(pcfg), kind="narcan-prior"),
     )
