@@ -25,6 +25,7 @@ from paperlab.core.clip import (
     train_clip,
     zero_shot_classify,
 )
+from paperlab.core.device import torch_threads
 from paperlab.core.imagellm import ImageLLM, ImageLLMConfig, train_image_llm
 from paperlab.core.parallel import run_jobs
 from paperlab.core.stats import paired_bootstrap
@@ -88,17 +89,18 @@ def captioner(ctx: RunContext) -> tuple[ImageLLM, dict]:
             (image, PROMPT, S.long_caption(scene))
             for image, scene in zip(w["clean_images"], w["clean"], strict=True)
         ]
-        history = train_image_llm(
-            model,
-            examples,
-            steps=cfg.cap_steps,
-            batch_size=cfg.cap_batch,
-            lr=cfg.cap_lr,
-            seed=ctx.seed,
-            device=ctx.device,
-            progress=ctx.progress,
-            desc="recap: captioner",
-        )
+        with torch_threads(1):  # a model this small is faster on one thread (per-op overhead)
+            history = train_image_llm(
+                model,
+                examples,
+                steps=cfg.cap_steps,
+                batch_size=cfg.cap_batch,
+                lr=cfg.cap_lr,
+                seed=ctx.seed,
+                device=ctx.device,
+                progress=ctx.progress,
+                desc="recap: captioner",
+            )
         return model.cpu().eval(), {"loss": history["loss"][-1], "seconds": history["seconds"][0]}
 
     return ctx.shared(
@@ -128,15 +130,16 @@ def recaptions(ctx: RunContext) -> dict[str, Any]:
         for i, (image, text) in enumerate(zip(w["pool_images"], w["web"], strict=True)):
             save_png(image, src / f"{i:06d}.png")
             (src / f"{i:06d}.txt").write_text(text)
-        summary = caption_source(
-            src,
-            folder / "recap",
-            cap,
-            image_size=S.IMAGE_SIZE,
-            batch_size=cfg.caption_batch,
-            shard_size=max(1, cfg.pool // 4),
-            progress=ctx.progress,
-        )
+        with torch_threads(1):
+            summary = caption_source(
+                src,
+                folder / "recap",
+                cap,
+                image_size=S.IMAGE_SIZE,
+                batch_size=cfg.caption_batch,
+                shard_size=max(1, cfg.pool // 4),
+                progress=ctx.progress,
+            )
         by_key = {r["key"]: r["re_caption"] for r in read_records(folder / "recap")}
         pool_re = [by_key[f"{i:06d}"] for i in range(cfg.pool)]
         test_re = []
