@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from paperlab.core.device import torch_threads
-from paperlab.core.diffusion import AttentionRecorder, ddim_sample, predict_eps
+from paperlab.core.diffusion import AttentionRecorder, ddim_sample, make_scheduler, predict_eps
 from paperlab.papers.motionclone import (
     ClipDenoiser,
     CloneConfig,
@@ -82,6 +82,7 @@ def test_without_guidance_clone_is_plain_cfg_sampling(model):
         null_cond=empty_prompt(1)[0],
         guidance_scale=8.5,
         timesteps=uneven_timesteps(4, 2, 0.4),
+        scheduler=make_scheduler("ddim", clip_sample=True),
     )
     assert torch.equal(out, plain)
 
