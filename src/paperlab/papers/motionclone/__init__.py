@@ -1,5 +1,5 @@
-"""MotionClone: Training-Free Motion Cloning for Controllable Video Generation (Ling, Bai,
-Zhang, Dong, Zang, Chen, Wang, Shi, Feng, Zhao, Lin; arXiv 2406.05338).
+"""MotionClone: Training-Free Motion Cloning for Controllable Video Generation (Ling, Bu,
+Zhang, Dong, Zang, Wu, Chen, Wang, Jin; arXiv 2406.05338).
 
 Idea: a text-to-video diffusion model's temporal attention already encodes motion. Noise a
 reference video once (t ~ 0.4 T), run the UNet once with the empty prompt, and keep from each

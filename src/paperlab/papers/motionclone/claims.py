@@ -1,5 +1,5 @@
-"""MotionClone's claims in miniature (Ling, Bai, Zhang, Dong, Zang, Chen, Wang, Shi, Feng, Zhao,
-Lin; arXiv 2406.05338).
+"""MotionClone's claims in miniature (Ling, Bu, Zhang, Dong, Zang, Wu, Chen, Wang, Jin;
+arXiv 2406.05338).
 
 (1) motion_fidelity: guiding the temporal attention with the reference's sparse (top-1)
     representation makes the generated object follow the reference's trajectory (Sec. 4,
