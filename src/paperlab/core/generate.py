@@ -61,6 +61,11 @@ def sample_next(
     if temperature == 0.0:
         return logits.argmax(dim=-1)
     probs = logits_to_probs(logits, temperature=temperature, top_k=top_k, top_p=top_p)
+    if generator is not None and generator.device != probs.device:
+        # a CPU generator with CUDA logits: draw where the generator lives (same stream on
+        # every device), then move the tokens back
+        draws = torch.multinomial(probs.to(generator.device), 1, generator=generator)
+        return draws.squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 

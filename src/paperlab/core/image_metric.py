@@ -124,7 +124,10 @@ class ImageJudge:
     @torch.no_grad()
     def predict(self, images: Tensor, *, batch_size: int = 512) -> Tensor:
         self.net.eval()
-        return self.net.head(self.features(images, batch_size=batch_size)).argmax(dim=1)
+        feats = self.features(images, batch_size=batch_size)  # on the CPU
+        device = next(self.net.parameters()).device
+        with torch.no_grad():
+            return self.net.head(feats.to(device)).argmax(dim=1).cpu()
 
     def fd(self, images: Tensor) -> float:
         mu, sigma = feature_stats(self.features(images))
