@@ -1,5 +1,5 @@
 """PLLaVA: Parameter-free LLaVA Extension from Images to Videos for Video Dense Captioning
-(Xu, Zhao, Zhou, Ng, Feng 2024; arXiv 2404.16994).
+(Xu, Zhao, Zhou, Lin, Ng, Feng 2024; arXiv 2404.16994).
 
 Idea: an image-LLM (LLaVA) becomes a video-LLM without new parameters. Each frame goes through
 the image encoder and the projector; the frame tokens, arranged as (video, C, T, h, w), are

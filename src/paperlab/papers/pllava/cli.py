@@ -141,9 +141,16 @@ def _train(args: argparse.Namespace, device: str) -> int:
     grid = cfg.image_size // cfg.patch_size
     if pooling and (pooling[0] > cfg.num_frames or max(pooling[1:]) > grid):
         raise UserError(f"--pooling {args.pooling}: at most {cfg.num_frames},{grid},{grid}")
-    model, figures = train_pllava(
-        cfg, seed=args.seed, pooling_shape=pooling, device=device, progress=not args.no_progress
-    )
+    from paperlab.core.device import torch_threads
+
+    with torch_threads(cfg.threads):
+        model, figures = train_pllava(
+            cfg,
+            seed=args.seed,
+            pooling_shape=pooling,
+            device=device,
+            progress=not args.no_progress,
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     file = model.save_pretrained(args.out)
     write_text_atomic(args.out / "figures.json", json.dumps(figures, indent=1))

@@ -1,4 +1,4 @@
-"""PLLaVA: an image-LLM extended to video by pooling its visual tokens (Sec. 3.2, Fig. 5).
+"""PLLaVA: an image-LLM extended to video by pooling its visual tokens (Sec. 3).
 
 As in the official ``PllavaMultiModalProjector``: every frame goes through the (frozen) image
 encoder and the projector (linear-GELU-linear) on its own, the tokens are rearranged to
@@ -74,7 +74,7 @@ class PLLaVA(nn.Module):
             )
         self.num_frames = num_frames
         self.pooling_shape = _check_pooling(pooling_shape, num_frames, grid)
-        # pooling_shape None: the n-frame baseline (Sec. 3.1), every frame's tokens concatenated
+        # pooling_shape None: the n-frame baseline (Sec. 3), every frame's tokens concatenated
         self.pooling = nn.AdaptiveAvgPool3d(self.pooling_shape) if self.pooling_shape else None
         need = self.num_visual_tokens_for(num_frames, grid)
         if need > base.config.max_visual_tokens:

@@ -12,7 +12,7 @@ from paperlab.claims import RunContext
 
 def curves(ctx: RunContext, runs: dict[str, list[dict[str, Any]]]) -> None:
     """Accuracy, max/median token norm and caption length against training samples seen
-    (mean over seeds): the miniature's Fig. 2-4."""
+    (mean over seeds): the miniature's data-growth curves."""
     fig, axes = ctx.figure(1, 3, figsize=(12, 3.4))
     panels = (
         ("eval_acc", "video QA accuracy"),
@@ -32,7 +32,7 @@ def curves(ctx: RunContext, runs: dict[str, list[dict[str, Any]]]) -> None:
 
 @torch.no_grad()
 def norms(ctx: RunContext, models: dict[str, Any], data: Any) -> None:
-    """Histogram of visual-token norms on the test clips, unpooled vs pooled (Fig. 4)."""
+    """Histogram of visual-token norms on the test clips, unpooled vs pooled."""
     from paperlab.papers.pllava.runs import test_features
 
     fig, ax = ctx.figure(figsize=(5, 3.4))

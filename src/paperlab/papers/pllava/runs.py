@@ -230,7 +230,7 @@ def test_features(data: VideoData, cfg: Any) -> Tensor:
 @torch.no_grad()
 def evaluate_video(model: PLLaVA, data: VideoData, cfg: Any) -> dict[str, float]:
     """QA accuracy per task and overall, caption fact score and length (motion clips), and
-    the visual tokens' norm statistics (Sec. 3.1's dominant tokens)."""
+    the visual tokens' norm statistics (Sec. 3's dominant tokens)."""
     feats = test_features(data, cfg).to(model.base.device)
     clips = data.test
     out: dict[str, float] = {}
