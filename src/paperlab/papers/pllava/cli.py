@@ -28,7 +28,16 @@ questions the models are trained on: "which way?", "first colour?", "how many fl
 """
 
 # a small model for --demo: the default recipe with fewer images, clips and steps
-DEMO = dict(image_train=1000, vision_steps=120, image_steps=200, video_train=400, video_steps=100)
+DEMO = (
+    ("image_train", 1000),
+    ("image_test", 50),
+    ("vision_steps", 120),
+    ("image_steps", 200),
+    ("video_train", 400),
+    ("video_test", 30),
+    ("video_steps", 100),
+    ("evals", 1),
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -75,7 +84,9 @@ def add_parser(sub: Any) -> None:
     a.add_argument("question", help='the question, e.g. "which way?"')
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="a folder written by `pllava train`")
-    src.add_argument("--demo", action="store_true", help="train a small model first (~1-2 min)")
+    src.add_argument(
+        "--demo", action="store_true", help="train a small model first (a few CPU-minutes)"
+    )
     a.add_argument(
         "--alpha",
         type=float,
@@ -203,10 +214,14 @@ def _ask(args: argparse.Namespace, device: str) -> int:
         from paperlab.papers.pllava.runs import train_pllava
 
         read_frames(args.clip_dir, min_frames=2)  # check the clip before minutes of training
+        from paperlab.core.device import torch_threads
+
         print("--demo: training a small PLLaVA first", file=sys.stderr)
-        model, _ = train_pllava(
-            _config("default", **DEMO), seed=args.seed, device=device, progress=not args.no_progress
-        )
+        cfg = _config("default", **dict(DEMO))
+        with torch_threads(cfg.threads):
+            model, _ = train_pllava(
+                cfg, seed=args.seed, device=device, progress=not args.no_progress
+            )
         model = model.to(device)
         clip = load_clip(args.clip_dir, model)
     if args.alpha is not None:
