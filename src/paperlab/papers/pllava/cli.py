@@ -85,7 +85,7 @@ def add_parser(sub: Any) -> None:
     src = a.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="a folder written by `pllava train`")
     src.add_argument(
-        "--demo", action="store_true", help="train a small model first (a few CPU-minutes)"
+        "--demo", action="store_true", help="train a small model first (~30 CPU-seconds)"
     )
     a.add_argument(
         "--alpha",
