@@ -103,7 +103,13 @@ def add_parser(sub: Any) -> None:
         "prints its question and answer (and caption, for motion clips).",
     )
     m.add_argument("out", type=Path, help="folder for the frames")
-    m.add_argument("--task", choices=("motion", "order", "count"), default="motion")
+    m.add_argument(
+        "--task",
+        choices=("motion", "order", "count"),
+        default="motion",
+        help="what happens in the clip: a shape moves, two shapes in turn, a shape flashes "
+        "(motion)",
+    )
     m.add_argument("--seed", type=int, default=0, help="the clip's seed (0)")
 
 
