@@ -306,3 +306,28 @@ def test_fit_undoes_a_step_that_produced_nan(monkeypatch):
     monkeypatch.setattr(KAN, "_objective", nan_objective)
     model.fit(data, steps=2, update_grid=False)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_save_load_keeps_pruned_refined_snapped_model(tmp_path):
+    """safetensors round trip of a KAN after prune, refine and snapping: same outputs, same
+    formula, same widths and grid; a file of another kind is refused."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 2, generator=gen) * 2 - 1
+    data = {"train_input": x, "train_label": torch.sin(torch.pi * x[:, :1]) + x[:, 1:] ** 2}
+    data |= {"test_input": x[:50], "test_label": data["train_label"][:50]}
+    model = KAN(width=(2, 3, 1), grid_size=5, seed=1)
+    model.fit(data, opt="LBFGS", steps=3)
+    model = model.prune(x, threshold=0.0).refine(7, x)
+    auto_symbolic(model, x, lib=["x", "sin", "x^2"])
+    path = model.save_pretrained(tmp_path / "kan")
+    loaded = KAN.from_pretrained(tmp_path / "kan")
+    assert path.name == "kan.safetensors"
+    assert torch.equal(model(x), loaded(x))
+    assert symbolic_formula(loaded) == symbolic_formula(model)
+    assert loaded.width == model.width and [la.grid_size for la in loaded.layers] == [7, 7]
+    other = tmp_path / "other.safetensors"
+    from paperlab.core.checkpoint import save_safetensors_atomic
+
+    save_safetensors_atomic({"w": torch.zeros(1)}, other, {"paperlab_model": "VQTokenizer"})
+    with pytest.raises(ValueError, match="expected a KAN checkpoint"):
+        KAN.from_pretrained(other)

@@ -11,15 +11,23 @@ the sparsity regulariser (when ``lamb > 0``), pruning, snapping and plotting.
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from paperlab.core.checkpoint import (
+    checkpoint_file,
+    read_safetensors_metadata,
+    save_safetensors_atomic,
+)
 from paperlab.papers.kan.spline import (
     b_spline_basis_t,
     coef_to_curve,
@@ -195,6 +203,9 @@ def sparsity_regularization(acts: Sequence[Tensor], lamb_l1: float, lamb_entropy
     return reg
 
 
+KAN_KIND = "KAN"  # the checkpoint kind save_pretrained writes and from_pretrained checks
+
+
 class KAN(nn.Module):
     """A stack of KAN layers of widths ``width`` = [n_0, n_1, ..., n_L] (Eq. 2.7)."""
 
@@ -278,6 +289,53 @@ class KAN(nn.Module):
         for layer in self.layers:
             layer.update_grid(x)
             x = layer(x)
+
+    # -- checkpoints: safetensors, the config and the snapped functions in the metadata -----
+
+    def save_pretrained(self, path: str | os.PathLike) -> Path:
+        """Write ``path`` (a ``.safetensors`` file, or a folder -> ``kan.safetensors``): every
+        tensor (splines, grids, masks, symbolic affines) plus, as JSON metadata, the config,
+        the widths, each layer's grid size and the names of the snapped symbolic functions,
+        so a pruned, refined, snapped KAN comes back exactly."""
+        file = checkpoint_file(path, "kan.safetensors")
+        config = {**self.config, "dtype": str(self.config["dtype"]).removeprefix("torch.")}
+        config["grid_range"] = list(config["grid_range"])
+        meta = {
+            "paperlab_model": KAN_KIND,
+            "config": json.dumps(config),
+            "width": json.dumps(self.width),
+            "grid_sizes": json.dumps([layer.grid_size for layer in self.layers]),
+            "symbolic": json.dumps([layer.symbolic.names for layer in self.layers]),
+        }
+        tensors = {
+            k: v.detach().contiguous()
+            for k, v in self.state_dict().items()
+            if isinstance(v, Tensor)  # the symbolic names travel in the metadata
+        }
+        return save_safetensors_atomic(tensors, file, meta)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, device: str | torch.device = "cpu") -> KAN:
+        """The KAN :meth:`save_pretrained` wrote (checked to be one), on ``device``."""
+        from safetensors.torch import load_file
+
+        file = checkpoint_file(path, "kan.safetensors")
+        meta = read_safetensors_metadata(file, kind=KAN_KIND)
+        config = json.loads(meta["config"])
+        config["dtype"] = getattr(torch, config["dtype"])
+        width, grid_sizes = json.loads(meta["width"]), json.loads(meta["grid_sizes"])
+        names = json.loads(meta["symbolic"])
+        model = cls(width=width, **config)
+        layer_kw = {k: v for k, v in config.items() if k not in ("seed", "grid_size")}
+        model.layers = nn.ModuleList(
+            KANLayer(in_dim=a, out_dim=b, grid_size=g, **layer_kw)
+            for a, b, g in zip(width[:-1], width[1:], grid_sizes, strict=True)
+        )
+        state = load_file(str(file))
+        for l in range(len(model.layers)):
+            state[f"layers.{l}.symbolic._extra_state"] = {"names": names[l]}
+        model.load_state_dict(state, strict=True)
+        return model.to(device)
 
     def _with_layers(self, layers: Sequence[KANLayer], **overrides: Any) -> KAN:
         config = {**self.config, **overrides}
