@@ -63,6 +63,9 @@ def run_prior(ctx: RunContext, *, min_db: float) -> dict[str, float]:
     m["power_min_gain"] = float(
         (_values(runs, "power_after") - _values(runs, "power_before")).min()
     )
+    _means(m, runs, ["prior_ceiling"])
+    headroom = _values(runs, "prior_ceiling") - _values(runs, "hybrid_canonical_psnr")
+    m["ceiling_headroom_min"] = float(headroom.min())  # > 0: targets can beat the plain fit
     keys = [
         f"{a}_{k}"
         for a in ("narcan", "hybrid")

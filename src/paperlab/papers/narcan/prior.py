@@ -113,6 +113,7 @@ def lora_finetune(
             f"frames: {tuple(frames.shape)} smaller than the prior's patch {cfg.patch}"
         )
     data = _patches(list(frames), cfg.pretrain_patches // 4, cfg.patch, seed + 1)
+    torch.manual_seed(seed)  # peft draws lora_A from the global generator
     model = lora_prior(cfg, base)
     hist = train_diffusion(
         model,

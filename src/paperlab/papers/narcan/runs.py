@@ -157,6 +157,12 @@ def run_seed(
     strengths = [s for _, _, s in PriorSchedule.scaled(cfg["steps"]).phases]
     after = [psnr(prior(damaged, s, seed), clip.canonical) for s in strengths]
     m["power_after"] = sum(after) / len(after)
+    # and its ceiling: how close to the truth its refinement of the TRUE canonical stays (on
+    # the seen pixels, like the fits' canonical PSNR); a target cannot pull a canonical that is
+    # already closer than this toward the truth
+    seen = clip.coverage()
+    ceiling = [psnr(prior(clip.canonical, s, seed), clip.canonical, seen) for s in strengths]
+    m["prior_ceiling"] = sum(ceiling) / len(ceiling)
 
     stage1, _ = fit_homography(
         clip.frames,
