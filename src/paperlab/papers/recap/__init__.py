@@ -1,5 +1,5 @@
 """What If We Recaption Billions of Web Images with LLaMA-3? (Recap-DataComp-1B; Li, Tu, Hui,
-Zhao, Wang, Xie et al.; arXiv 2406.08478).
+Wang, Zhao, Xiao, Ren, Mei, Liu, Zheng, Zhou, Xie; arXiv 2406.08478).
 
 Idea: web image-text pairs carry short, noisy alt-texts. Fine-tune an image-LLM
 (LLaVA-1.5 on LLaMA-3-8B) to write detailed captions, run it over all 1.3B DataComp-1B images

@@ -180,7 +180,7 @@ def _train_captioner(args: argparse.Namespace, device: str) -> int:
     torch.manual_seed(args.seed)
     cfg = ImageLLMConfig(
         image_size=S.IMAGE_SIZE,
-        patch_size=8,
+        patch_size=16,  # one visual token per cell of a scene
         vit_dim=args.dim,
         dim=args.dim,
         n_layers=2,

@@ -66,7 +66,9 @@ def world(ctx: RunContext) -> dict[str, Any]:
 def captioner_config(cfg: Any) -> ImageLLMConfig:
     return ImageLLMConfig(
         image_size=S.IMAGE_SIZE,
-        patch_size=8,
+        # DEVIATION: 16 px patches, one visual token per cell (LLaVA-1.5: 576 tokens of 14 px);
+        # with 8 px patches the tiny captioner did not ground colours and shapes in budget
+        patch_size=cfg.cap_patch,
         vit_dim=cfg.cap_dim,
         vit_depth=2,
         vit_heads=4,
@@ -80,6 +82,7 @@ def captioner_config(cfg: Any) -> ImageLLMConfig:
 def captioner(ctx: RunContext) -> tuple[ImageLLM, dict]:
     cfg = ctx.config
     spec = (cfg.clean, cfg.cap_dim, cfg.cap_layers, cfg.cap_steps, cfg.cap_lr, cfg.max_new_tokens)
+    spec += (cfg.cap_patch, cfg.cap_batch)
 
     def build() -> tuple[ImageLLM, dict]:
         w = world(ctx)
@@ -116,7 +119,7 @@ def recaptions(ctx: RunContext) -> dict[str, Any]:
     captioner's scores on the held-out test scenes against their truth."""
     cfg = ctx.config
     spec = (cfg.pool, cfg.clean, cfg.test, cfg.mismatch, cfg.cap_dim, cfg.cap_layers)
-    spec += (cfg.cap_steps, cfg.cap_lr, cfg.max_new_tokens, cfg.caption_batch)
+    spec += (cfg.cap_steps, cfg.cap_lr, cfg.max_new_tokens, cfg.caption_batch, cfg.cap_patch)
 
     def build() -> dict[str, Any]:
         from paperlab.core.data.image_io import save_png
@@ -246,7 +249,7 @@ def clip_runs(ctx: RunContext) -> dict[float, dict[str, Any]]:
     """The evaluation of one CLIP per p in ``cfg.ps`` (trained once, kept in the cache)."""
     cfg = ctx.config
     spec = (cfg.pool, cfg.clean, cfg.test, cfg.mismatch, cfg.cap_dim, cfg.cap_layers)
-    spec += (cfg.cap_steps, cfg.cap_lr, cfg.max_new_tokens, asdict(clip_config(cfg)))
+    spec += (cfg.cap_steps, cfg.cap_lr, cfg.max_new_tokens, cfg.cap_patch, asdict(clip_config(cfg)))
     spec += (cfg.clip_steps, cfg.clip_batch, cfg.clip_lr)
     codec = ModuleCodec(build=lambda: CLIP(clip_config(cfg)), kind="recap-clip")
 

@@ -17,7 +17,7 @@ def plot_examples(ctx: RunContext, w: dict[str, Any], r: dict[str, Any], n: int 
         ax.set_xticks([])
         ax.set_yticks([])
         ax.text(1.15, 0.65, f"web: {w['web'][i]}", transform=ax.transAxes, fontsize=8)
-        text = r["pool_recaptions"][i]
+        text = "".join(ch if ch.isprintable() else "?" for ch in r["pool_recaptions"][i])
         ax.text(1.15, 0.2, f"recap: {text}", transform=ax.transAxes, fontsize=6.5, wrap=True)
     ctx.save_figure(fig, "recaptions.png")
 
