@@ -66,6 +66,10 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.llamagen.cli",
         "LlamaGen: train tokenizer + generator on an image folder, sample a PNG grid",
     ),
+    "titok": (
+        "paperlab.papers.titok.cli",
+        "TiTok: train a 1-D tokenizer + generator on an image folder, sample a PNG grid",
+    ),
     "narcan": (
         "paperlab.papers.narcan.cli",
         "NaRCan: fit a canonical image with a diffusion prior to a clip; edit it once",

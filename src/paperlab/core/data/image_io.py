@@ -122,6 +122,15 @@ def load_image_folder(
     )
 
 
+def class_index(value: str, classes: Sequence[str], *, arg: str = "--class") -> int:
+    """A class given by name (as in ``classes``) or by index -> its index."""
+    if value in classes:
+        return list(classes).index(value)
+    if value.isdigit() and int(value) < len(classes):
+        return int(value)
+    raise UserError(f"{arg} {value!r}: not one of {', '.join(classes)} (or 0..{len(classes) - 1})")
+
+
 def read_frames(
     folder: str | os.PathLike,
     *,

@@ -182,7 +182,7 @@ def _train(args: argparse.Namespace, device: str) -> int:
 def _sample(args: argparse.Namespace, device: str) -> int:
     import torch
 
-    from paperlab.core.data.image_io import save_grid_png
+    from paperlab.core.data.image_io import class_index, save_grid_png
     from paperlab.papers.llamagen.generator import LlamaGen
     from paperlab.papers.llamagen.sample import generate_images
     from paperlab.papers.llamagen.tokenizer import VQTokenizer
@@ -203,7 +203,7 @@ def _sample(args: argparse.Namespace, device: str) -> int:
         generator = LlamaGen.from_pretrained(args.checkpoint, device=device)
     except (OSError, ValueError) as e:
         raise UserError(f"checkpoint: {e}") from None
-    wanted = [_class_index(c, classes) for c in args.classes] or list(range(len(classes)))
+    wanted = [class_index(c, classes) for c in args.classes] or list(range(len(classes)))
     labels = torch.tensor(wanted).repeat_interleave(args.per_class)
     images = generate_images(
         generator,
@@ -217,13 +217,3 @@ def _sample(args: argparse.Namespace, device: str) -> int:
     save_grid_png(images, args.out, nrow=args.per_class)
     print(f"wrote {args.out}: {len(wanted)} class(es) x {args.per_class}")
     return 0
-
-
-def _class_index(value: str, classes: list[str]) -> int:
-    if value in classes:
-        return classes.index(value)
-    if value.isdigit() and int(value) < len(classes):
-        return int(value)
-    raise UserError(
-        f"--class {value!r}: not one of {', '.join(classes)} (or 0..{len(classes) - 1})"
-    )

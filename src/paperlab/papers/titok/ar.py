@@ -17,10 +17,13 @@ from torch import Tensor, nn
 from paperlab.core.generate import sample_next
 from paperlab.core.llama import Llama, LlamaConfig
 from paperlab.core.train import eval_mode
+from paperlab.papers.titok.saving import Pretrained
 
 
-class ARGenerator(nn.Module):
+class ARGenerator(Pretrained, nn.Module):
     """Class-conditional decoder-only transformer over ``seq_len`` image tokens."""
+
+    kind = "titok-ar"
 
     def __init__(
         self,
@@ -33,6 +36,14 @@ class ARGenerator(nn.Module):
         n_heads: int = 4,
     ):
         super().__init__()
+        self.config = dict(
+            codebook_size=codebook_size,
+            seq_len=seq_len,
+            num_classes=num_classes,
+            dim=dim,
+            n_layers=n_layers,
+            n_heads=n_heads,
+        )
         self.codebook_size, self.seq_len, self.num_classes = codebook_size, seq_len, num_classes
         self.null_class_id = codebook_size + num_classes
         config = LlamaConfig(

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from paperlab.core.train import eval_mode
 from paperlab.core.vit import Transformer, init_weights
+from paperlab.papers.titok.saving import Pretrained
 
 Schedule = Literal["arccos", "cosine"]
 SCHEDULES: tuple[str, ...] = ("arccos", "cosine")
@@ -89,8 +90,10 @@ def guided_logits(cond: Tensor, uncond: Tensor, scale: float) -> Tensor:
     return uncond + scale * (cond - uncond)
 
 
-class MaskGIT(nn.Module):
+class MaskGIT(Pretrained, nn.Module):
     """Bidirectional transformer over [class token ; seq_len image tokens] -> code logits."""
+
+    kind = "titok-maskgit"
 
     def __init__(
         self,
@@ -104,6 +107,15 @@ class MaskGIT(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
+        self.config = dict(
+            codebook_size=codebook_size,
+            seq_len=seq_len,
+            num_classes=num_classes,
+            dim=dim,
+            depth=depth,
+            n_heads=n_heads,
+            dropout=dropout,
+        )
         self.codebook_size, self.seq_len, self.num_classes = codebook_size, seq_len, num_classes
         self.mask_token_id = codebook_size
         self.null_class_id = codebook_size + 1 + num_classes
