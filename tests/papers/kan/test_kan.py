@@ -331,3 +331,19 @@ def test_save_load_keeps_pruned_refined_snapped_model(tmp_path):
     save_safetensors_atomic({"w": torch.zeros(1)}, other, {"paperlab_model": "VQTokenizer"})
     with pytest.raises(ValueError, match="expected a KAN checkpoint"):
         KAN.from_pretrained(other)
+
+
+def test_bad_inputs_are_one_error_naming_them():
+    model = KAN(width=(2, 3, 1), seed=0)
+    with pytest.raises(ValueError, match=r"x must be \(batch, 2\), got \(4, 3\)"):
+        model(torch.rand(4, 3))
+    ok = {"train_input": torch.rand(8, 2), "train_label": torch.rand(8, 1)}
+    ok |= {"test_input": torch.rand(4, 2), "test_label": torch.rand(4, 1)}
+    with pytest.raises(ValueError, match="lacks \\['test_input', 'test_label'\\]"):
+        model.fit({k: ok[k] for k in ("train_input", "train_label")}, steps=1)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit(ok | {"train_label": torch.full((8, 1), float("nan"))}, steps=1)
+    with pytest.raises(ValueError, match=r"'train_label'\] must be \(8, 1\)"):
+        model.fit(ok | {"train_label": torch.rand(8)}, steps=1)
+    with pytest.raises(ValueError, match="unknown symbolic functions \\['sinn'\\]"):
+        auto_symbolic(model, torch.rand(10, 2), lib=["sinn"])

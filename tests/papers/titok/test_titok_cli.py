@@ -66,3 +66,13 @@ def test_bad_input_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not paths["out"].exists() and not paths["png"].exists()
+
+
+def test_tokenizer_refuses_pixels_outside_zero_one() -> None:
+    from paperlab.papers.titok import TiTokTokenizer
+
+    tok = TiTokTokenizer(image_size=8, patch_size=4, num_latent_tokens=2, width=16, n_heads=2)
+    with pytest.raises(ValueError, match="uint8 pixels: divide by 255"):
+        tok.encode((torch.rand(1, 3, 8, 8) * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        tok.encode(torch.rand(1, 3, 8, 8) * 3)

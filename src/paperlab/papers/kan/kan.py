@@ -257,8 +257,14 @@ class KAN(nn.Module):
             for layer in self.layers
         )
 
+    def _check_input(self, x: Tensor, arg: str = "x") -> None:
+        if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != self.width[0]:
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"KAN: {arg} must be (batch, {self.width[0]}), got {shape}")
+
     def forward(self, x: Tensor) -> Tensor:
         """x: (B, n_0) -> (B, n_L)."""
+        self._check_input(x)
         for layer in self.layers:
             x = layer(x)
         return x
@@ -427,13 +433,26 @@ class KAN(nn.Module):
         Returns per-step RMSEs ``train_loss``/``test_loss`` and the regulariser ``reg``.
         Writes no files. ``device``: move the model there first (None: train where it is);
         the dataset always goes to the model's device (minibatches are drawn on the CPU)."""
+        keys = ("train_input", "train_label", "test_input", "test_label")
+        missing = [k for k in keys if k not in dataset]
+        if missing:
+            raise ValueError(f"KAN.fit: dataset lacks {missing}; it needs {list(keys)}")
+        for k in keys:
+            if not torch.isfinite(dataset[k]).all():
+                raise ValueError(f"KAN.fit: dataset[{k!r}] has NaN or infinite values")
+        for k in ("train_input", "test_input"):
+            self._check_input(dataset[k], f"dataset[{k!r}]")
+        for split in ("train", "test"):
+            n_x, y = dataset[f"{split}_input"].shape[0], dataset[f"{split}_label"]
+            if y.dim() != 2 or y.shape != (n_x, self.width[-1]):
+                raise ValueError(
+                    f"KAN.fit: dataset['{split}_label'] must be ({n_x}, {self.width[-1]}), "
+                    f"got {tuple(y.shape)}"
+                )
         if device is not None:
             self.to(device)
         p = next(self.parameters())
-        x_tr, y_tr, x_te, y_te = (
-            dataset[k].to(p.device, p.dtype)
-            for k in ("train_input", "train_label", "test_input", "test_label")
-        )
+        x_tr, y_tr, x_te, y_te = (dataset[k].to(p.device, p.dtype) for k in keys)
         n = x_tr.shape[0]
         bs = n if batch == -1 or batch > n else batch
         gen = torch.Generator().manual_seed(seed)

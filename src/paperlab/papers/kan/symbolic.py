@@ -278,6 +278,12 @@ def rank_library(
     functions follow by R^2. (pykan instead minimises 0.8 * complexity + 0.2 * log2(1-R^2).)
     """
     names = list(SYMBOLIC_LIB) if lib is None else list(lib)
+    unknown = [n for n in names if n not in SYMBOLIC_LIB]
+    if unknown or not names:
+        raise ValueError(
+            f"lib: unknown symbolic functions {unknown} (or an empty list); "
+            f"known: {', '.join(SYMBOLIC_LIB)}"
+        )
     out = []
     for name in names:
         entry = SYMBOLIC_LIB[name]

@@ -98,6 +98,18 @@ class _VQTokenizer(nn.Module):
     @torch.no_grad()
     def encode(self, images: Tensor) -> Tensor:
         """(B, C, H, W) in [0, 1] -> token indices (B, T) int64."""
+        if isinstance(images, Tensor) and not images.is_floating_point():
+            raise ValueError(
+                f"{type(self).__name__}.encode: images must be floats in [0, 1], got "
+                f"{images.dtype} (uint8 pixels: divide by 255)"
+            )
+        if isinstance(images, Tensor) and images.numel():
+            low, high = float(images.min()), float(images.max())
+            if not (-1e-3 <= low and high <= 1.0 + 1e-3):  # NaN fails this too
+                raise ValueError(
+                    f"{type(self).__name__}.encode: images must be in [0, 1], got values in "
+                    f"[{low:.3g}, {high:.3g}]"
+                )
         return self.quantize(images).indices
 
     # -- decode ----------------------------------------------------------------------------
