@@ -15,6 +15,7 @@ from paperlab.core.diffusion import (
     diffusion_loss,
     gradient_guidance,
     make_scheduler,
+    output_to_eps,
     predict_eps,
     sdedit,
     tiny_unet,
@@ -49,9 +50,12 @@ def unet():
     return tiny_unet(image_size=8, widths=(8, 16)).eval()
 
 
-@pytest.mark.parametrize("clip_sample", [False, True])
-def test_ddim_sample_matches_diffusers_pipeline(unet, clip_sample):
-    scheduler = make_scheduler("ddim", clip_sample=clip_sample)
+@pytest.mark.parametrize(
+    ("clip_sample", "prediction_type"),
+    [(False, "epsilon"), (True, "epsilon"), (False, "v_prediction"), (True, "sample")],
+)
+def test_ddim_sample_matches_diffusers_pipeline(unet, clip_sample, prediction_type):
+    scheduler = make_scheduler("ddim", clip_sample=clip_sample, prediction_type=prediction_type)
     x_T = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     ours = ddim_sample(unet, (2, 3, 8, 8), steps=10, x_T=x_T, scheduler=scheduler)
     pipe = DDIMPipeline(unet=unet, scheduler=scheduler)
@@ -98,10 +102,10 @@ def test_cfg_scale_one_is_the_conditional_prediction():
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         eps_c, eps_u = predict_eps(model, x, 500, cond), predict_eps(model, x, 500, null.expand(2))
-    from paperlab.core.diffusion.models import _cfg_eps
+    from paperlab.core.diffusion import cfg_eps
 
     with torch.no_grad():
-        ours = _cfg_eps(model, x, 500, cond, null, 3.0)
+        ours = cfg_eps(model, x, 500, cond, null, 3.0)
     assert torch.allclose(ours, eps_u + 3.0 * (eps_c - eps_u), atol=1e-5)
 
 
@@ -143,6 +147,31 @@ def test_training_lowers_the_loss():
     assert held_out() < 0.6 * before
 
 
+@pytest.mark.parametrize("prediction_type", ["sample", "v_prediction"])
+def test_loss_target_and_eps_conversion_follow_the_prediction_type(prediction_type):
+    scheduler = make_scheduler("ddpm", prediction_type=prediction_type)
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+
+    def exact(noise, t):  # what a perfect model of this prediction type outputs
+        return x0 if prediction_type == "sample" else scheduler.get_velocity(x0, noise, t)
+
+    # the same draws as diffusion_loss (t, then the noise) from the same generator
+    gen = torch.Generator().manual_seed(7)
+    t = torch.randint(1000, (4,), generator=gen)
+    noise = torch.randn(4, 3, 8, 8, generator=gen)
+    out = exact(noise, t)
+    oracle = lambda x_t, tt, cond: out  # noqa: E731
+    loss = diffusion_loss(oracle, x0, scheduler, generator=torch.Generator().manual_seed(7))
+    assert float(loss) < 1e-10
+    # ... and its output maps back to the noise
+    t = torch.tensor([10, 300, 600, 990])
+    x_t = scheduler.add_noise(x0, noise, t)
+    out = exact(noise, t)
+    for i in range(4):
+        eps = output_to_eps(scheduler, out[i], x_t[i], int(t[i]))
+        assert torch.allclose(eps, noise[i], atol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("call", "name"),
     [
@@ -155,6 +184,7 @@ def test_training_lowers_the_loss():
         (lambda m, x: ddim_invert(m, x[0]), "x0"),
         (lambda m, x: ddim_sample(m, (2, 3, 8, 8), guidance_scale=2.0), "null_cond"),
         (lambda m, x: ddim_sample(m, (2, 3, 8, 8), timesteps=[5, 10]), "timesteps"),
+        (lambda m, x: make_scheduler("ddim", prediction_type="x0"), "prediction_type"),
         (lambda m, x: train_diffusion(m, x, steps=0, batch_size=2, lr=1e-3, seed=0), "steps"),
         (
             lambda m, x: gradient_guidance(lambda x, t: x.sum(), weight=1, steps_range=(5, 1)),

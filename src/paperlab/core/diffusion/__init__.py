@@ -20,8 +20,8 @@ latents with CLIP text embeddings as ``cond`` (SDEdit, DDIM inversion, CFG, LoRA
 :func:`add_lora`, attention through :class:`AttentionRecorder`), and AnimateDiff's
 ``UNetMotionModel.from_unet2d(unet, MotionAdapter.from_pretrained(...))`` on (B, 4, F, h, w)
 latents. (Latents, the VAE and the text encoder are the caller's: this module works on whatever
-tensor the UNet denoises. SD-2's v-prediction checkpoint needs an ``epsilon`` conversion that
-is not here: use its epsilon variant, SD-2-base.)
+tensor the UNet denoises. SD-2's v-prediction checkpoint: ``make_scheduler(...,
+prediction_type="v_prediction")``.)
 
 The samplers follow DDIM (Song et al. 2021, Eq. 12) on the scheduler's ``alphas_cumprod``:
 they agree with diffusers' ``DDIMScheduler.step`` on its own timesteps (a test checks it against
@@ -29,7 +29,15 @@ they agree with diffusers' ``DDIMScheduler.step`` on its own timesteps (a test c
 """
 
 from paperlab.core.diffusion.attention import AttentionRecorder, add_lora
-from paperlab.core.diffusion.models import make_scheduler, predict_eps, tiny_motion_unet, tiny_unet
+from paperlab.core.diffusion.models import (
+    PREDICTION_TYPES,
+    cfg_eps,
+    make_scheduler,
+    output_to_eps,
+    predict_eps,
+    tiny_motion_unet,
+    tiny_unet,
+)
 from paperlab.core.diffusion.sampling import (
     Guidance,
     ddim_invert,
@@ -46,13 +54,16 @@ __all__ = [
     "AttentionRecorder",
     "Guidance",
     "add_lora",
+    "cfg_eps",
     "ddim_invert",
     "ddim_sample",
     "ddim_step",
     "ddim_timesteps",
     "diffusion_loss",
     "gradient_guidance",
+    "PREDICTION_TYPES",
     "make_scheduler",
+    "output_to_eps",
     "predict_eps",
     "sdedit",
     "tiny_motion_unet",

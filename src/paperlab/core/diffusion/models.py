@@ -126,6 +126,9 @@ def tiny_motion_unet(
     )
 
 
+PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
+
+
 def make_scheduler(
     kind: str = "ddpm",
     *,
@@ -134,21 +137,28 @@ def make_scheduler(
     clip_sample: bool = False,
     beta_start: float = 0.0001,
     beta_end: float = 0.02,
+    prediction_type: str = "epsilon",
 ) -> SchedulerMixin:
-    """A diffusers DDPM or DDIM scheduler predicting the noise, with alphabar_{-1} = 1 for the
-    last DDIM step. ``clip_sample``: the samplers clamp the predicted x0 to [-1, 1] (pixel-space
-    DDPM's habit, Ho et al. 2020; off by default, as for latents, and never in inversion).
+    """A diffusers DDPM or DDIM scheduler, with alphabar_{-1} = 1 for the last DDIM step.
+    ``prediction_type``: what the model predicts, diffusers' names: ``"epsilon"`` (the noise,
+    the default), ``"sample"`` (x0) or ``"v_prediction"`` (v = sqrt(ab) eps - sqrt(1-ab) x0,
+    Salimans & Ho 2022); :func:`~paperlab.core.diffusion.diffusion_loss` trains that target and
+    the samplers convert the model's output with :func:`output_to_eps`. ``clip_sample``: the
+    samplers clamp the predicted x0 to [-1, 1] (pixel-space DDPM's habit, Ho et al. 2020; off
+    by default, as for latents, and never in inversion).
     ``beta_start`` / ``beta_end``: for the linear schedules (SD's ``scaled_linear`` uses
     0.00085 / 0.012)."""
     if num_train_timesteps < 2:
         raise ValueError(f"num_train_timesteps={num_train_timesteps}: must be >= 2")
+    if prediction_type not in PREDICTION_TYPES:
+        raise ValueError(f"prediction_type={prediction_type!r}: choose one of {PREDICTION_TYPES}")
     common = {
         "num_train_timesteps": num_train_timesteps,
         "beta_schedule": beta_schedule,
         "clip_sample": clip_sample,
         "beta_start": beta_start,
         "beta_end": beta_end,
-        "prediction_type": "epsilon",
+        "prediction_type": prediction_type,
     }
     if kind == "ddpm":
         return DDPMScheduler(**common)
@@ -157,12 +167,30 @@ def make_scheduler(
     raise ValueError(f"kind={kind!r}: choose 'ddpm' or 'ddim'")
 
 
+def output_to_eps(scheduler: SchedulerMixin, out: Tensor, x_t: Tensor, t: int) -> Tensor:
+    """The noise implied by a model output of the scheduler's ``prediction_type`` at timestep
+    ``t`` (an int), as ``DDIMScheduler.step`` computes its ``pred_epsilon``: the output itself
+    for ``epsilon``; (x_t - sqrt(ab) x0) / sqrt(1-ab) for ``sample``; sqrt(ab) v + sqrt(1-ab)
+    x_t for ``v_prediction``."""
+    kind = getattr(scheduler.config, "prediction_type", "epsilon")
+    if kind == "epsilon":
+        return out
+    ab = float(scheduler.alphas_cumprod[t])
+    if kind == "sample":
+        return (x_t - ab**0.5 * out) / (1 - ab) ** 0.5
+    if kind == "v_prediction":
+        return ab**0.5 * out + (1 - ab) ** 0.5 * x_t
+    raise ValueError(f"prediction_type={kind!r}: choose one of {PREDICTION_TYPES}")
+
+
 # ---------------------------------------------------------------------------------------------
 # One call for any of our denoisers
 
 
 def predict_eps(model: nn.Module, x_t: Tensor, t: Tensor | int, cond: Any = None) -> Tensor:
-    """The predicted noise eps_theta(x_t, t, cond) for any of our UNets (see module docstring)."""
+    """The model's output at (x_t, t, cond) for any of our UNets (see module docstring): the
+    predicted noise eps_theta for an ``epsilon`` model (the default; for the other prediction
+    types convert it with :func:`output_to_eps`)."""
     t = torch.as_tensor(t, device=x_t.device)
     t = t.expand(x_t.shape[0]) if t.dim() == 0 else t
     if isinstance(model, UNet2DModel):
@@ -194,7 +222,7 @@ def _null_like(null_cond: Tensor, cond: Tensor) -> Tensor:
     )
 
 
-def _cfg_eps(model, x_t, t, cond, null_cond, guidance_scale: float) -> Tensor:
+def cfg_eps(model, x_t, t, cond, null_cond, guidance_scale: float) -> Tensor:
     """Classifier-free guidance (Ho & Salimans 2022): eps_u + s (eps_c - eps_u); s = 1 is eps_c."""
     if guidance_scale == 1.0 or null_cond is None:
         return predict_eps(model, x_t, t, cond)

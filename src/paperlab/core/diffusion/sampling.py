@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from diffusers import SchedulerMixin
 from torch import Tensor, nn
 
-from paperlab.core.diffusion.models import _cfg_eps, _null_like, make_scheduler, predict_eps
+from paperlab.core.diffusion.models import (
+    _null_like,
+    cfg_eps,
+    make_scheduler,
+    output_to_eps,
+    predict_eps,
+)
 from paperlab.core.train import TrainConfig, row_batches, train
 
 Guidance = Callable[[Tensor, int, Tensor], Tensor]  # (x_t, t, eps) -> eps
@@ -29,12 +35,23 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """DDPM's simple loss (Ho et al. 2020, Eq. 14): MSE(eps, eps_theta(x_t, t)) at a uniform t,
-    x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps."""
+    x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps; the target is x0 or v = sqrt(ab) eps -
+    sqrt(1 - ab) x0 instead for a scheduler whose ``prediction_type`` is ``sample`` or
+    ``v_prediction`` (unweighted MSE, as diffusers' training examples)."""
     n_t = scheduler.config.num_train_timesteps
     t = torch.randint(n_t, (x0.shape[0],), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     x_t = scheduler.add_noise(x0, noise, t)
-    return F.mse_loss(predict_eps(model, x_t, t, cond), noise)
+    kind = getattr(scheduler.config, "prediction_type", "epsilon")
+    if kind == "epsilon":
+        target = noise
+    elif kind == "sample":
+        target = x0
+    elif kind == "v_prediction":
+        target = scheduler.get_velocity(x0, noise, t)
+    else:
+        raise ValueError(f"scheduler: prediction_type={kind!r} is not supported")
+    return F.mse_loss(predict_eps(model, x_t, t, cond), target)
 
 
 def train_diffusion(
@@ -212,7 +229,8 @@ def ddim_sample(
     for i, t in enumerate(bar):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         with torch.no_grad():
-            eps = _cfg_eps(model, x, t, cond, null_cond, guidance_scale)
+            eps = cfg_eps(model, x, t, cond, null_cond, guidance_scale)  # CFG is linear
+            eps = output_to_eps(scheduler, eps, x, t)  # for a v- or x0-predicting model
         guided = guidance(x, t, eps) if guidance is not None else None
         with torch.no_grad():
             x = ddim_step(
@@ -250,7 +268,7 @@ def ddim_invert(
     ascending = timesteps[::-1]
     for i, t in enumerate(ascending):
         t_from = ascending[i - 1] if i > 0 else -1
-        eps = predict_eps(model, x, t, cond)
+        eps = output_to_eps(scheduler, predict_eps(model, x, t, cond), x, t)
         x = ddim_step(scheduler, eps, t_from, t, x, clip=False)  # the update, roles swapped
     return x
 
