@@ -111,3 +111,21 @@ def test_make_clip_rejects_bad_arguments():
         make_clip(num_frames=1)
     with pytest.raises(ValueError, match="extent"):
         make_clip(extent=0.5)
+
+
+def test_dlt_and_psnr_match_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio
+    from skimage.transform import ProjectiveTransform
+
+    gen = torch.Generator().manual_seed(1)
+    src = torch.rand(40, 2, generator=gen) * 2 - 1
+    g = torch.tensor([[0.9, -0.2, 0.1], [0.15, 1.1, -0.3], [0.04, -0.03, 1.0]])
+    dst = apply_h(g, src) + 0.01 * torch.randn(40, 2, generator=gen)  # noisy: least squares
+    ref = ProjectiveTransform()
+    ref.estimate(src.double().numpy(), dst.double().numpy())
+    ours = fit_homography_dlt(src, dst)
+    assert torch.allclose(ours, torch.from_numpy(ref.params / ref.params[2, 2]).float(), atol=1e-4)
+    a = torch.rand(3, 8, 8, generator=gen) * 2 - 1
+    b = (a + 0.1 * torch.randn(3, 8, 8, generator=gen)).clamp(-1, 1)
+    expected = peak_signal_noise_ratio(((a + 1) / 2).numpy(), ((b + 1) / 2).numpy(), data_range=1)
+    assert psnr(a, b) == pytest.approx(expected, rel=1e-4)

@@ -72,3 +72,13 @@ def test_stages_fit_a_tiny_clip_and_freeze_the_homography():
     )
     assert hist["prior_calls"] == [float(len(calls))] and len(calls) >= 2
     assert frame_psnr(model.render_frames(), clip.frames) > 12
+
+
+def test_seed_results_round_trip_through_the_disk_cache_codec(tmp_path):
+    from paperlab.papers.narcan.runs import SeedResult, SeedResultCodec
+
+    result = SeedResult({"hybrid_recon_psnr": 41.5}, {"truth": torch.rand(3, 8, 8)})
+    SeedResultCodec().save(result, tmp_path)
+    back = SeedResultCodec().load(tmp_path)
+    assert back.figures == result.figures
+    assert torch.equal(back.images["truth"], result.images["truth"])

@@ -41,8 +41,8 @@ class NaRCanClaimsConfig:
     homography_steps: int = 300  # stage 1 (official 3000)
     steps: int = 600  # stage 2 (official 12500); the prior's schedule scales with it
     lr: float = 1e-3
-    hidden: int = 64  # canonical SIREN width (official 256)
-    layers: int = 3  # its hidden layers (official 5)
+    hidden: int = 64  # DEVIATION: canonical SIREN width (official 256)
+    layers: int = 3  # DEVIATION: its hidden layers (official 5)
     residual_hidden: int = 64
     residual_layers: int = 3
     canonical_size: int = 48  # the canonical image the prior refines (px a side)

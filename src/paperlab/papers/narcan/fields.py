@@ -181,6 +181,7 @@ class NaRCan(nn.Module):
 
     def render_canonical(self, size: int | None = None) -> Tensor:
         """The canonical image over the region (3, S, S), clipped to [-1, 1] (differentiable)."""
+        # DEVIATION: a fixed S x S render of the region (official: 512 x 512)
         s = size or self.canonical_size
         grid = region_grid(self.region, s, s).to(self.region.device)
         return self.canonical(grid).clamp(-1, 1).T.reshape(3, s, s)

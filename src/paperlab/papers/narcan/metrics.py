@@ -100,6 +100,7 @@ def _warp_from(clip: SyntheticClip, video: Tensor, k: int, j: int) -> tuple[Tens
     return sample(video[j], xy), valid
 
 
+# DEVIATION: both errors use the clip's exact flow (SyntheticClip.correspondence), not RAFT
 def warping_error(video: Tensor, clip: SyntheticClip) -> float:
     """Mean over consecutive pairs of the masked MSE (on [0, 1]) between frame t and frame
     t + 1 warped back to t along the true flow (x 1000 in reports)."""

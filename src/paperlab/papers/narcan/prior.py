@@ -70,6 +70,8 @@ def build_prior_unet(cfg: PriorConfig) -> nn.Module:
     return tiny_unet(image_size=cfg.patch, widths=cfg.widths)
 
 
+# DEVIATION: a tiny pixel DDPM on 16-px patches of four other photos stands in for SD-2
+# (inpainting, VAE, text encoder); no prompt and no mask (the official mask is all ones)
 def pretrain_prior(
     cfg: PriorConfig, *, exclude: str, seed: int = 0, device: str = "cpu", progress: bool = False
 ) -> tuple[nn.Module, dict]:

@@ -25,6 +25,7 @@ PICTURES: tuple[str, ...] = ("chelsea", "coffee", "astronaut", "rocket", "immuno
 
 def pixel_grid(height: int, width: int) -> Tensor:
     """(H*W, 2) pixel centres (x, y) in [-1, 1], row-major."""
+    # DEVIATION: pixel centres (align_corners=False); the official get_mgrid includes borders
     ys = (torch.arange(height, dtype=torch.float32) * 2 + 1) / height - 1
     xs = (torch.arange(width, dtype=torch.float32) * 2 + 1) / width - 1
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
