@@ -105,7 +105,7 @@ def _model(args: argparse.Namespace, device: str) -> Any:
     import torch
 
     from paperlab.core.checkpoint import save_model
-    from paperlab.core.diffusion import train_diffusion
+    from paperlab.core.diffusion import make_scheduler, train_diffusion
     from paperlab.papers.motionclone.data import make_clips
     from paperlab.papers.motionclone.model import ClipDenoiser, VideoModelConfig, empty_prompt
 
@@ -114,6 +114,7 @@ def _model(args: argparse.Namespace, device: str) -> Any:
         from paperlab.core.checkpoint import load_model
 
         def build(c: dict) -> ClipDenoiser:
+            c = {"prediction": "epsilon", **c}  # checkpoints without the field predicted eps
             return ClipDenoiser(VideoModelConfig(**{**c, "widths": tuple(c["widths"])}))
 
         model, _ = load_model(path, build, kind=KIND, map_location=device)
@@ -138,6 +139,7 @@ def _model(args: argparse.Namespace, device: str) -> Any:
         null_cond=empty_prompt(1)[0],
         progress=not args.no_progress,
         warmup_steps=max(1, args.train_steps // 20),
+        scheduler=make_scheduler("ddpm", prediction_type=cfg.prediction),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {
@@ -146,6 +148,7 @@ def _model(args: argparse.Namespace, device: str) -> Any:
         "widths": list(cfg.widths),
         "text_dim": cfg.text_dim,
         "heads": cfg.heads,
+        "prediction": cfg.prediction,
     }
     save_model(path, model, kind=KIND, config=config)
     return model.eval()

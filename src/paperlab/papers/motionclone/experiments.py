@@ -14,7 +14,7 @@ import torch
 from paperlab.claims import RunContext
 from paperlab.core.artifacts import ModuleCodec
 from paperlab.core.device import torch_threads
-from paperlab.core.diffusion import ddim_sample, train_diffusion
+from paperlab.core.diffusion import ddim_sample, make_scheduler, train_diffusion
 from paperlab.core.stats import paired_bootstrap
 from paperlab.papers.motionclone.data import COLOURS, SHAPES, centroids, make_clips
 from paperlab.papers.motionclone.judge import FrameJudge, judge_clips, train_judge
@@ -27,7 +27,12 @@ MODES = ("none", "sparse", "dense")
 
 def model_config(cfg: Any) -> VideoModelConfig:
     return VideoModelConfig(
-        size=cfg.size, frames=cfg.frames, widths=cfg.widths, text_dim=cfg.text_dim, heads=cfg.heads
+        size=cfg.size,
+        frames=cfg.frames,
+        widths=cfg.widths,
+        text_dim=cfg.text_dim,
+        heads=cfg.heads,
+        prediction=cfg.prediction,
     )
 
 
@@ -62,6 +67,7 @@ def _train_base(cfg: Any, seed: int, device: str, progress: bool) -> tuple[ClipD
             null_cond=empty_prompt(1)[0],
             progress=progress,
             warmup_steps=cfg.train_steps // 20,
+            scheduler=make_scheduler("ddpm", prediction_type=cfg.prediction),
         )
     tail = history["loss"][-max(1, len(history["loss"]) // 10) :]
     return model.eval(), {"final_loss": float(np.mean(tail)), "seconds": history["seconds"][0]}
@@ -85,6 +91,7 @@ BASE_FIELDS = (
     "widths",
     "text_dim",
     "heads",
+    "prediction",
     "train_clips",
     "train_steps",
     "batch_size",

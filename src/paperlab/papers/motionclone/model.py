@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from paperlab.core.diffusion import tiny_motion_unet
+from paperlab.core.diffusion import PREDICTION_TYPES, tiny_motion_unet
 from paperlab.papers.motionclone.data import COLOURS, SHAPES
 
 
@@ -28,8 +28,13 @@ class VideoModelConfig:
     widths: tuple[int, ...] = (16, 32)
     text_dim: int = 32
     heads: int = 2
+    # what the UNet predicts (diffusers' prediction_type): "epsilon" (the noise, as SD-1.5 and
+    # AnimateDiff), "v_prediction" or "sample" (x0)
+    prediction: str = "sample"
 
     def __post_init__(self) -> None:
+        if self.prediction not in PREDICTION_TYPES:
+            raise ValueError(f"prediction={self.prediction!r}: choose one of {PREDICTION_TYPES}")
         if self.size < 16 or self.size % 2 ** (len(self.widths) - 1):
             raise ValueError(f"size={self.size}: need >= 16 and divisible by 2**(len(widths)-1)")
         if self.frames < 2 or self.text_dim < 1 or self.heads < 1:

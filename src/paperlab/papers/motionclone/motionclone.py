@@ -160,7 +160,8 @@ def clone_motion(
             f"reference: need (B, 3, F, H, W) with B = len(prompt), got {tuple(reference.shape)}"
         )
     device = reference.device
-    scheduler = make_scheduler("ddim", clip_sample=cfg.clip_sample)
+    prediction = getattr(getattr(model, "cfg", None), "prediction", "epsilon")
+    scheduler = make_scheduler("ddim", clip_sample=cfg.clip_sample, prediction_type=prediction)
     timesteps = uneven_timesteps(cfg.steps, cfg.guidance_steps, cfg.guidance_scale)
     guidance = None
     if cfg.mode != "none" and cfg.guidance_steps > 0:
