@@ -57,7 +57,7 @@ def test_planned_papers_have_no_verdict(capsys):
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"),
         ),
         (["reproduce", "fake", "--claim", "zzz"], "unknown claim 'zzz'"),
-        (["reproduce", "pllava"], "planned, not implemented"),
+        (["reproduce", "instantfamily"], "planned, not implemented"),
         (["reproduce", "kan", "--set", "functions=nope"], "unknown function(s) nope"),
         (["reproduce", "kan", "--set", "grids_b=5,3"], "must be increasing"),
     ],
