@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from paperlab.cli_args import add_image_model_commands, cli_device, require_positive
 from paperlab.core.errors import UserError
 
 DESCRIPTION = """\
@@ -39,66 +39,23 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    sub = p.add_subparsers(dest="llamagen_command", metavar="train|sample", required=True)
-    tr = sub.add_parser(
-        "train", help="image folder -> checkpoint folder", epilog=EPILOG, formatter_class=fmt
-    )
-    tr.add_argument("images", nargs="?", type=Path, help="image folder (sub-folders = classes)")
-    tr.add_argument("--demo", action="store_true", help="procedural shapes instead of a folder")
-    tr.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    tr.add_argument("--size", type=int, default=16, help="resize images to SIZE px (16)")
+    tr, sa = add_image_model_commands(p, "llamagen", epilog=EPILOG)
     tr.add_argument("--downsample", type=int, default=2, choices=sorted(DOWNSAMPLE))
     tr.add_argument("--codebook-size", type=int, default=256, help="image codes (256)")
     tr.add_argument("--tok-steps", type=int, default=300, help="tokenizer steps (300)")
     tr.add_argument("--gen-steps", type=int, default=500, help="generator steps (500)")
-    tr.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
     tr.add_argument("--dim", type=int, default=128, help="generator width (128)")
     tr.add_argument("--layers", type=int, default=4, help="generator layers (4)")
-    _common(tr)
-    sa = sub.add_parser(
-        "sample", help="checkpoint folder -> PNG grid", epilog=EPILOG, formatter_class=fmt
-    )
-    sa.add_argument("checkpoint", type=Path, help="a folder written by `llamagen train`")
-    sa.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    sa.add_argument(
-        "--class",
-        dest="classes",
-        action="append",
-        default=[],
-        metavar="NAME|INDEX",
-        help="class to draw (repeatable; default: every class)",
-    )
-    sa.add_argument("--per-class", type=int, default=8, help="images per class (8)")
-    sa.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale (2.0)")
     sa.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (1.0)")
     sa.add_argument("--top-k", type=int, default=0, help="0 = no filter (0)")
-    _common(sa)
     return p
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (auto)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
 def run(args: argparse.Namespace) -> int:
-    from paperlab.core.device import resolve_device
-
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        raise UserError(f"--device: {e}") from None
+    device = cli_device(args)
     if args.llamagen_command == "train":
         return _train(args, device)
     return _sample(args, device)
-
-
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if getattr(args, name) < 1:
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag} must be >= 1, got {getattr(args, name)}")
 
 
 def _train(args: argparse.Namespace, device: str) -> int:
@@ -112,8 +69,8 @@ def _train(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.llamagen.tokenizer import VQTokenizerConfig
     from paperlab.papers.llamagen.training import train_generator, train_tokenizer
 
-    _positive(args, "size", "codebook_size", "tok_steps", "gen_steps", "batch_size")
-    _positive(args, "dim", "layers")
+    require_positive(args, "size", "codebook_size", "tok_steps", "gen_steps", "batch_size")
+    require_positive(args, "dim", "layers")
     if args.size % args.downsample:
         raise UserError(f"--size {args.size} must be divisible by --downsample {args.downsample}")
     if (args.images is None) == (not args.demo):
@@ -187,7 +144,7 @@ def _sample(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.llamagen.sample import generate_images
     from paperlab.papers.llamagen.tokenizer import VQTokenizer
 
-    _positive(args, "per_class")
+    require_positive(args, "per_class")
     if args.temperature < 0:
         raise UserError(f"--temperature must be >= 0, got {args.temperature}")
     if args.top_k < 0:

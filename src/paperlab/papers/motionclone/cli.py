@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from paperlab.cli_args import cli_device
 from paperlab.core.errors import UserError
 
 KIND = "motionclone-base"
@@ -165,12 +166,7 @@ def _save_clip(clip: Any, folder: Path, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from paperlab.core.device import resolve_device
-
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    device = cli_device(args)
     if args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
     from paperlab.core.device import torch_threads

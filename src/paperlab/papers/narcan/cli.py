@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from paperlab.cli_args import add_run_args, cli_device, require_positive
 from paperlab.core.errors import UserError
 
 EPILOG = """examples:
@@ -61,7 +62,7 @@ def add_parser(sub: Any) -> None:
         help="canonical image side in px, a multiple of 4 (48)",
     )
     f.add_argument("--no-prior", action="store_true", help="fit without the diffusion prior")
-    _common(f)
+    _run_args(f)
     e = cmds.add_parser(
         "edit",
         help="propagate an edited canonical image to every frame",
@@ -74,19 +75,7 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--fps", type=float, default=8.0, help="GIF frames per second (8)")
     e.add_argument("--scale", type=int, default=4, help="GIF enlargement, nearest (4)")
-    _common(e)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed of the clip (--demo) and the fit (0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (auto)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    _run_args(e)
 
 
 def _fit(args: argparse.Namespace, device: str) -> int:
@@ -95,7 +84,9 @@ def _fit(args: argparse.Namespace, device: str) -> int:
     from paperlab.core.data.image_io import read_frames, save_png
     from paperlab.papers.narcan.pipeline import fit_video, paste_sticker, save_fit
 
-    _positive(args, "size", "max_frames", "homography_steps", "steps", "hidden", "canonical_size")
+    require_positive(
+        args, "size", "max_frames", "homography_steps", "steps", "hidden", "canonical_size"
+    )
     if args.canonical_size % 4:
         raise UserError(f"--canonical-size must be a multiple of 4, got {args.canonical_size}")
     if args.lr <= 0:
@@ -172,13 +163,12 @@ def _edit(args: argparse.Namespace, device: str) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from paperlab.core.device import resolve_device
+def _run_args(p: argparse.ArgumentParser) -> None:
+    add_run_args(p, seed_help="seed of the clip (--demo) and the fit (0)")
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+
+def run(args: argparse.Namespace) -> int:
+    device = cli_device(args)
     import contextlib
 
     from paperlab.core.device import torch_threads

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlab.claims import UserError
+from paperlab.cli_args import add_run_args, cli_device
 
 EPILOG = """examples:
   paperlab pllava make-clip clip/ --task motion --seed 3
@@ -72,7 +73,7 @@ def add_parser(sub: Any) -> None:
     )
     t.add_argument("--video-steps", type=int, help="video tuning steps (the scale's)")
     t.add_argument("--image-steps", type=int, help="image-LLM steps (the scale's)")
-    _common(t)
+    _run_args(t)
     a = cmds.add_parser(
         "ask",
         help="answer a question about a folder of frames",
@@ -95,7 +96,7 @@ def add_parser(sub: Any) -> None:
         "official evaluation uses 4); default: the training alpha",
     )
     a.add_argument("--max-new-tokens", type=int, default=48, help="answer length limit (48)")
-    _common(a)
+    _run_args(a)
     m = cmds.add_parser(
         "make-clip",
         help="write a procedural clip as PNG frames (for trying `ask`)",
@@ -111,12 +112,6 @@ def add_parser(sub: Any) -> None:
         "(motion)",
     )
     m.add_argument("--seed", type=int, default=0, help="the clip's seed (0)")
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed of data and training (0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (auto)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _pooling(text: str) -> tuple[int, int, int] | None:
@@ -253,15 +248,14 @@ def _make_clip(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_args(p: argparse.ArgumentParser) -> None:
+    add_run_args(p, seed_help="seed of data and training (0)")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.pllava_command == "make-clip":
         return _make_clip(args)
-    from paperlab.core.device import resolve_device
-
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    device = cli_device(args)
     if args.pllava_command == "train":
         return _train(args, device)
     return _ask(args, device)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlab.claims import UserError
+from paperlab.cli_args import add_run_args, cli_device, require_positive
 
 EPILOG = """examples:
   paperlab recap scenes demo --n 200 --mismatch 0.25
@@ -69,7 +70,7 @@ def add_parser(sub: Any) -> None:
     t.add_argument("--batch-size", type=int, default=32, help="examples per step (32)")
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (3e-3)")
     t.add_argument("--dim", type=int, default=64, help="ViT and decoder width (64)")
-    _common(t)
+    _run_args(t)
 
     c = cmds.add_parser(
         "caption",
@@ -93,7 +94,7 @@ def add_parser(sub: Any) -> None:
     )
     c.add_argument("--ray-cpus", type=int, default=None, help="CPUs for a local Ray (all)")
     c.add_argument("--max-new-tokens", type=int, default=160, help="bytes per recaption (160)")
-    _common(c)
+    _run_args(c)
 
     k = cmds.add_parser(
         "train-clip",
@@ -111,7 +112,7 @@ def add_parser(sub: Any) -> None:
     k.add_argument(
         "--context-length", type=int, default=136, help="text tokens incl. SOT/EOT (136)"
     )
-    _common(k)
+    _run_args(k)
 
     e = cmds.add_parser(
         "eval",
@@ -122,19 +123,7 @@ def add_parser(sub: Any) -> None:
     )
     e.add_argument("clip", type=Path, help="a train-clip folder")
     e.add_argument("--scenes", type=int, default=500, help="held-out scenes (500)")
-    _common(e)
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="seed (0)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (auto)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    _run_args(e)
 
 
 def _scenes(args: argparse.Namespace) -> int:
@@ -142,7 +131,7 @@ def _scenes(args: argparse.Namespace) -> int:
     from paperlab.core.files import write_text_atomic
     from paperlab.papers.recap import scenes as S
 
-    _positive(args, "n")
+    require_positive(args, "n")
     if not 0.0 <= args.mismatch <= 1.0:
         raise UserError(f"--mismatch must be in [0, 1], got {args.mismatch}")
     scenes = S.sample_scenes(args.n, seed=args.seed)
@@ -166,7 +155,7 @@ def _train_captioner(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.recap import scenes as S
     from paperlab.papers.recap.mix import PROMPT
 
-    _positive(args, "steps", "batch_size", "dim")
+    require_positive(args, "steps", "batch_size", "dim")
     if args.dim % 8:
         raise UserError(f"--dim must be a multiple of 8, got {args.dim}")
     examples = []
@@ -208,7 +197,7 @@ def _caption(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.recap.mix import ImageLLMCaptioner
     from paperlab.papers.recap.pipeline import caption_source
 
-    _positive(args, "batch_size", "shard_size", "max_new_tokens")
+    require_positive(args, "batch_size", "shard_size", "max_new_tokens")
     try:
         model = ImageLLM.from_pretrained(args.captioner, device=device)
     except FileNotFoundError as e:
@@ -249,7 +238,7 @@ def _train_clip(args: argparse.Namespace, device: str) -> int:
         p = check_p(args.p)
     except ValueError as e:
         raise UserError(f"--p: {e}") from None
-    _positive(args, "steps", "batch_size", "dim", "context_length")
+    require_positive(args, "steps", "batch_size", "dim", "context_length")
     records = read_records(args.records)
     images = torch.stack([read_image(r["url"], size=S.IMAGE_SIZE) for r in records])
     if not 2 <= args.batch_size <= len(records):
@@ -292,7 +281,7 @@ def _eval(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.recap import scenes as S
     from paperlab.papers.recap.experiments import evaluate_clip
 
-    _positive(args, "scenes")
+    require_positive(args, "scenes")
     try:
         model = CLIP.from_pretrained(args.clip, device=device)
     except FileNotFoundError as e:
@@ -308,13 +297,12 @@ def _eval(args: argparse.Namespace, device: str) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
-    from paperlab.core.device import resolve_device
+def _run_args(p: argparse.ArgumentParser) -> None:
+    add_run_args(p, seed_help="seed (0)")
 
-    try:
-        device = resolve_device(args.device) if hasattr(args, "device") else "cpu"
-    except ValueError as e:
-        raise UserError(str(e)) from None
+
+def run(args: argparse.Namespace) -> int:
+    device = cli_device(args) if hasattr(args, "device") else "cpu"
     commands = {
         "train-captioner": _train_captioner,
         "caption": _caption,

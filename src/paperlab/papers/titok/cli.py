@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from paperlab.cli_args import add_image_model_commands, cli_device, require_positive
 from paperlab.core.errors import UserError
 
 DESCRIPTION = """\
@@ -38,67 +38,24 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=fmt,
     )
-    sub = p.add_subparsers(dest="titok_command", metavar="train|sample", required=True)
-    tr = sub.add_parser(
-        "train", help="image folder -> checkpoint folder", epilog=EPILOG, formatter_class=fmt
-    )
-    tr.add_argument("images", nargs="?", type=Path, help="image folder (sub-folders = classes)")
-    tr.add_argument("--demo", action="store_true", help="procedural shapes instead of a folder")
-    tr.add_argument("--out", type=Path, required=True, help="checkpoint folder to write")
-    tr.add_argument("--size", type=int, default=16, help="resize images to SIZE px (16)")
+    tr, sa = add_image_model_commands(p, "titok", epilog=EPILOG)
     tr.add_argument("--patch-size", type=int, default=4, help="ViT patch size (4)")
     tr.add_argument("--tokens", type=int, default=8, help="K latent tokens per image (8)")
     tr.add_argument("--codebook-size", type=int, default=256, help="codes (256)")
     tr.add_argument("--generator", choices=("maskgit", "ar"), default="maskgit")
     tr.add_argument("--tok-steps", type=int, default=600, help="tokenizer steps (600)")
     tr.add_argument("--gen-steps", type=int, default=500, help="generator steps (500)")
-    tr.add_argument("--batch-size", type=int, default=32, help="batch size (32)")
     tr.add_argument("--width", type=int, default=64, help="tokenizer and generator width (64)")
-    _common(tr)
-    sa = sub.add_parser(
-        "sample", help="checkpoint folder -> PNG grid", epilog=EPILOG, formatter_class=fmt
-    )
-    sa.add_argument("checkpoint", type=Path, help="a folder written by `titok train`")
-    sa.add_argument("--out", type=Path, required=True, help="PNG file to write")
-    sa.add_argument(
-        "--class",
-        dest="classes",
-        action="append",
-        default=[],
-        metavar="NAME|INDEX",
-        help="class to draw (repeatable; default: every class)",
-    )
-    sa.add_argument("--per-class", type=int, default=8, help="images per class (8)")
-    sa.add_argument("--cfg-scale", type=float, default=2.0, help="guidance scale (2.0)")
     sa.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (1.0)")
     sa.add_argument("--steps", type=int, default=8, help="MaskGIT decoding steps (8)")
-    _common(sa)
     return p
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (auto)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
 def run(args: argparse.Namespace) -> int:
-    from paperlab.core.device import resolve_device
-
-    try:
-        device = resolve_device(args.device)
-    except ValueError as e:
-        raise UserError(f"--device: {e}") from None
+    device = cli_device(args)
     if args.titok_command == "train":
         return _train(args, device)
     return _sample(args, device)
-
-
-def _positive(args: argparse.Namespace, *names: str) -> None:
-    for name in names:
-        if getattr(args, name) < 1:
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag} must be >= 1, got {getattr(args, name)}")
 
 
 def _train(args: argparse.Namespace, device: str) -> int:
@@ -112,8 +69,10 @@ def _train(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.titok.maskgit import MaskGIT
     from paperlab.papers.titok.tokenizer import TiTokTokenizer, train_tokenizer
 
-    _positive(args, "size", "patch_size", "tokens", "codebook_size", "tok_steps", "gen_steps")
-    _positive(args, "batch_size", "width")
+    require_positive(
+        args, "size", "patch_size", "tokens", "codebook_size", "tok_steps", "gen_steps"
+    )
+    require_positive(args, "batch_size", "width")
     if args.size % args.patch_size:
         raise UserError(f"--size {args.size} must be divisible by --patch-size {args.patch_size}")
     if args.width % 4:
@@ -192,7 +151,7 @@ def _sample(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.titok.maskgit import MaskGIT
     from paperlab.papers.titok.tokenizer import TiTokTokenizer
 
-    _positive(args, "per_class", "steps")
+    require_positive(args, "per_class", "steps")
     if args.temperature <= 0:
         raise UserError(f"--temperature must be > 0, got {args.temperature}")
     if args.out.suffix.lower() != ".png":
