@@ -76,3 +76,15 @@ def test_tokenizer_refuses_pixels_outside_zero_one() -> None:
         tok.encode((torch.rand(1, 3, 8, 8) * 255).to(torch.uint8))
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         tok.encode(torch.rand(1, 3, 8, 8) * 3)
+
+
+@pytest.mark.parametrize("kind", ["maskgit", "ar"])
+def test_generators_refuse_class_ids_out_of_range(kind: str) -> None:
+    kw = dict(codebook_size=16, seq_len=4, num_classes=3, dim=32, n_heads=2)
+    model = MaskGIT(**kw, depth=1) if kind == "maskgit" else ARGenerator(**kw, n_layers=1)
+    steps = {"num_steps": 2} if kind == "maskgit" else {}
+    for labels in (torch.tensor([3]), torch.tensor([-1])):
+        with pytest.raises(ValueError, match=r"class ids must be in \[0, 3\)"):
+            model.generate(labels, **steps)
+    with pytest.raises(ValueError, match="1-D integer tensor"):
+        model.generate(torch.tensor([0.5]), **steps)

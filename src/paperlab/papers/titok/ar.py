@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from paperlab.core.generate import sample_next
 from paperlab.core.llama import Llama, LlamaConfig
 from paperlab.core.train import eval_mode
-from paperlab.papers.titok.saving import Pretrained
+from paperlab.papers.titok.saving import Pretrained, check_labels
 
 
 class ARGenerator(Pretrained, nn.Module):
@@ -57,6 +57,7 @@ class ARGenerator(Pretrained, nn.Module):
         self.llama = Llama(config)
 
     def condition(self, labels: Tensor, drop: Tensor | None = None) -> Tensor:
+        check_labels(labels, self.num_classes)
         ids = labels + self.codebook_size
         return ids if drop is None else torch.where(drop, self.null_class_id, ids)
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from paperlab.core.train import eval_mode
 from paperlab.core.vit import Transformer, init_weights
-from paperlab.papers.titok.saving import Pretrained
+from paperlab.papers.titok.saving import Pretrained, check_labels
 
 Schedule = Literal["arccos", "cosine"]
 SCHEDULES: tuple[str, ...] = ("arccos", "cosine")
@@ -131,6 +131,7 @@ class MaskGIT(Pretrained, nn.Module):
 
     def condition(self, labels: Tensor, drop: Tensor | None = None) -> Tensor:
         """Class labels (B,) -> class token ids; rows where ``drop`` is True get the null class."""
+        check_labels(labels, self.num_classes)
         ids = labels + self.codebook_size + 1
         return ids if drop is None else torch.where(drop, self.null_class_id, ids)
 

@@ -27,3 +27,16 @@ class Pretrained:
         file = checkpoint_file(path, "generator.safetensors")
         model, _ = load_model(file, lambda c: cls(**c), kind=cls.kind, map_location=device)
         return model.eval()
+
+
+def check_labels(labels: Any, num_classes: int) -> None:
+    """Class labels must be integer ids in [0, num_classes) (one ValueError naming them)."""
+    import torch
+
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dim() != 1:
+        raise ValueError(f"labels: want a 1-D integer tensor of class ids, got {labels!r:.60}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(
+            f"labels: class ids must be in [0, {num_classes}), got "
+            f"[{int(labels.min())}, {int(labels.max())}]"
+        )
