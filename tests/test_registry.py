@@ -52,7 +52,7 @@ def test_tiny_claims_yield_measured_verdicts(slug: str, tmp_path: Path):
             continue
         assert r.measured, f"{r.claim_id}: nothing measured"
         # the verdict is the criterion applied to this run's measurements
-        assert paper.claim(r.claim_id).criterion.judge(r.measured)[0] == r.verdict
+        assert paper.claim(r.claim_id).judged_by.judge(r.measured)[0] == r.verdict
         stored = json.loads(next(tmp_path.glob(f"{slug}/{r.claim_id}/*/result.json")).read_text())
         assert stored["verdict"] == r.verdict and stored["measured"] == r.measured
 

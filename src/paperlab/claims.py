@@ -28,6 +28,7 @@ from paperlab.core.criteria import (  # noqa: F401  (re-exported: the claim cont
     at_least,
     at_most,
     custom,
+    timing_guard,
 )
 from paperlab.core.errors import SkipClaim, UserError  # noqa: F401  (re-exported)
 from paperlab.core.files import write_text_atomic  # noqa: F401 - re-exported
@@ -113,6 +114,11 @@ class Claim:
     # a speed claim: the runner records the load other programs put on the machine while it
     # timed (``other_load_per_core``) and withholds the verdict when it was too busy to call
     timed: bool = False
+
+    @property
+    def judged_by(self) -> Criterion:
+        """The criterion the runner applies: ``criterion``, behind ``timing_guard`` if timed."""
+        return timing_guard(self.criterion) if self.timed else self.criterion
 
 
 @dataclass(frozen=True)

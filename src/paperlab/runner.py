@@ -32,7 +32,6 @@ from paperlab.claims import (
     write_text_atomic,
 )
 from paperlab.core.artifacts import ArtifactCache
-from paperlab.core.criteria import timing_guard
 
 
 @dataclass
@@ -161,7 +160,7 @@ def run_claim(
                 raise SkipClaim("needs llm-endpoint: pass --config FILE naming real models")
             if claim.timed:
                 measured = _run_timed(claim, ctx)
-                verdict, reason = timing_guard(claim.criterion).judge(measured)
+                verdict, reason = claim.judged_by.judge(measured)
             else:
                 measured = clean_measured(claim.run(ctx))
                 verdict, reason = claim.criterion.judge(measured)
@@ -173,7 +172,7 @@ def run_claim(
             claim_id=claim.id,
             statement=claim.statement,
             paper_figure=claim.paper_figure,
-            criterion=(timing_guard(claim.criterion) if claim.timed else claim.criterion).text,
+            criterion=claim.judged_by.text,
             measured=measured,
             verdict=verdict,
             reason=reason,

@@ -233,7 +233,7 @@ def test_tiny_claims_run(tmp_path: Path):
         assert r.verdict in VERDICTS and r.verdict != "skipped"
         assert (
             r.measured
-            and plans[0].paper.claim(r.claim_id).criterion.judge(r.measured)[0] == r.verdict
+            and plans[0].paper.claim(r.claim_id).judged_by.judge(r.measured)[0] == r.verdict
         )
     by_id = {r.claim_id: r.measured for r in results}
     assert by_id["speedup"]["identical_fraction"] == 1.0  # exactness does not depend on scale
