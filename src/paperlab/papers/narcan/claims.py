@@ -20,12 +20,11 @@ by seed and judged against 2 standard errors, at least the floors fixed here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import partial
 
-from paperlab.claims import Claim, PaperClaims, Verdict, custom
-from paperlab.papers.narcan import experiments
+from paperlab.claims import Claim, PaperClaims, custom
+from paperlab.papers.narcan import experiments, verdicts
 from paperlab.papers.narcan.video import PICTURES
 
 
@@ -142,69 +141,6 @@ PRESETS = {
 }
 
 
-def _gain(m: Mapping[str, float], k: str) -> str:
-    return (
-        f"{k} {m[f'{k}_gain']:+.2f} dB (band {m[f'{k}_band']:.2f}, worst seed {m[f'{k}_min']:+.2f})"
-    )
-
-
-def _judge_hybrid(m: Mapping[str, float]) -> tuple[Verdict, str]:
-    keys = ("recon_psnr", "canonical_psnr")
-    text = "hybrid - homography only: " + "; ".join(_gain(m, k) for k in keys)
-    if any(m[f"{k}_gain"] <= -m[f"{k}_band"] for k in keys):
-        return "fails", text
-    if all(m[f"{k}_gain"] >= m[f"{k}_band"] for k in keys):
-        return "holds", text
-    return "inconclusive", text + " -> within noise"
-
-
-def _judge_prior(m: Mapping[str, float]) -> tuple[Verdict, str]:
-    before, after = m["power_before"], m["power_after"]
-    power = f"power: SDEdit takes a damaged canonical {before:.2f} -> {after:.2f} dB"
-    if m["power_min_gain"] <= 0:
-        return "inconclusive", power + " (not toward the truth on every seed: not powered)"
-    text = f"{power}; prior - none: {_gain(m, 'region_psnr')}; {_gain(m, 'canonical_psnr')}"
-    if m["ceiling_headroom_min"] <= 0:
-        ceiling, plain = m["prior_ceiling"], m["hybrid_canonical_psnr"]
-        return "inconclusive", (
-            f"{text}; not powered: the prior's refinement of the TRUE canonical is "
-            f"{ceiling:.2f} dB from it, below the plain fit's {plain:.2f} dB, so its targets "
-            "cannot pull the canonical closer to the truth"
-        )
-    gain, band = m["region_psnr_gain"], m["region_psnr_band"]
-    if gain <= -band:
-        return "fails", text
-    return ("holds" if gain >= band else "inconclusive"), text
-
-
-def _judge_schedule(m: Mapping[str, float]) -> tuple[Verdict, str]:
-    gap = m["canonical_psnr_gain"]
-    text = (
-        f"scheduled - every step: canonical {gap:+.2f} dB, region {m['region_psnr_gain']:+.2f} dB; "
-        f"diffusion calls {m['calls_ratio']:.1f}x fewer, wall time {m['wall_ratio']:.2f}x, "
-        f"CPU {m['cpu_ratio']:.2f}x"
-    )
-    if gap <= -SAME_DB - m["canonical_psnr_band"] or m["wall_ratio"] <= 1.0:
-        return "fails", text
-    if gap >= -SAME_DB and m["calls_ratio"] >= MIN_CALLS_RATIO:
-        return "holds", text
-    return "inconclusive", text
-
-
-def _judge_consistency(m: Mapping[str, float]) -> tuple[Verdict, str]:
-    text = (
-        f"warping error x1000: NaRCan {m['warp_narcan']:.2f} vs per frame "
-        f"{m['warp_per_frame']:.2f} "
-        f"(input {m['warp_input']:.2f}); interpolation error: {m['interp_narcan']:.2f} vs "
-        f"{m['interp_per_frame']:.2f} (input {m['interp_input']:.2f})"
-    )
-    if m["warp_margin_min"] > 0 and m["interp_margin_min"] > 0:
-        return "holds", text
-    if m["warp_narcan"] >= m["warp_per_frame"] or m["interp_narcan"] >= m["interp_per_frame"]:
-        return "fails", text
-    return "inconclusive", text + " -> lower on average, not on every seed"
-
-
 PAPER = PaperClaims(
     config=NaRCanClaimsConfig,
     presets=PRESETS,
@@ -218,7 +154,7 @@ PAPER = PaperClaims(
             criterion=custom(
                 f"frame and seen-canonical PSNR gains >= max(2 s.e., {MIN_DB} dB) holds; either "
                 "<= -band fails",
-                _judge_hybrid,
+                verdicts.judge_hybrid,
             ),
             run=partial(experiments.run_hybrid, min_db=MIN_DB),
             ours="frames {hybrid_recon_psnr:.2f} vs {homography_recon_psnr:.2f} dB; canonical "
@@ -235,7 +171,7 @@ PAPER = PaperClaims(
                 "higher PSNR than the no-prior fit reaches, on every seed); then the "
                 f"canonical image's PSNR to the truth over its region: gain >= max(2 s.e., "
                 f"{MIN_DB} dB) holds, <= -band fails",
-                _judge_prior,
+                verdicts.judge_prior,
             ),
             run=partial(experiments.run_prior, min_db=MIN_DB),
             ours="region {narcan_region_psnr:.2f} vs {hybrid_region_psnr:.2f} dB, seen "
@@ -244,6 +180,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="update_schedule",
+            timed=True,
             statement="The noise and prior-update schedule matches refreshing the prior at "
             "every step with a fraction of the diffusion calls and time",
             paper_figure="Sec. 3.3: 14x faster training (4.8 h -> 20 min on an RTX 4090)",
@@ -251,7 +188,7 @@ PAPER = PaperClaims(
                 f"seen-canonical PSNR within {SAME_DB} dB of every-step refreshing and >= "
                 f"{MIN_CALLS_RATIO}x fewer calls holds; more than {SAME_DB} dB worse beyond noise, "
                 "or no wall-time saving, fails",
-                _judge_schedule,
+                partial(verdicts.judge_schedule, same_db=SAME_DB, min_calls_ratio=MIN_CALLS_RATIO),
             ),
             run=partial(experiments.run_schedule, min_db=MIN_DB),
             ours="{calls_ratio:.1f}x fewer calls, {wall_ratio:.2f}x wall time; canonical "
@@ -266,7 +203,7 @@ PAPER = PaperClaims(
             criterion=custom(
                 "both errors lower than per-frame editing on every seed holds; higher on "
                 "average fails",
-                _judge_consistency,
+                verdicts.judge_consistency,
             ),
             run=experiments.run_consistency,
             ours="warp {warp_narcan:.2f} vs {warp_per_frame:.2f}, interp {interp_narcan:.2f} "
