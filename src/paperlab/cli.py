@@ -78,6 +78,10 @@ PAPER_COMMANDS: dict[str, tuple[str, str]] = {
         "paperlab.papers.motionclone.cli",
         "MotionClone: clone a reference clip's motion into a new prompt, training-free",
     ),
+    "instantfamily": (
+        "paperlab.papers.instantfamily.cli",
+        "InstantFamily: generate several given identities in given boxes (masked attention)",
+    ),
     "pllava": ("paperlab.papers.pllava.cli", "PLLaVA: ask a pooled image-LLM about a clip"),
     "recap": (
         "paperlab.papers.recap.cli",
