@@ -69,6 +69,7 @@ def server(tmp_path_factory):
     )
     dirs.append(save_chat_model(noise, root / "noise", "noise"))
     with LocalServer(dirs) as srv:
+        srv.model_dirs = dirs  # for the in-process client's comparison
         yield srv
 
 
@@ -382,3 +383,26 @@ def test_cli_unknown_model_exit_2_nothing_written(tmp_path, config_file, capsys)
     )
     assert code == 2 and "gpt-9" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.jsonl", "paperlab.toml"]
+
+
+def test_in_process_client_grades_as_the_server_does(server):
+    """The miniature grades through `InProcessClient` (batched, in this process): the same
+    requests and seeds give the same outputs as `paperlab serve`, under the official sampling."""
+    from paperlab.core.llm.tiny import load_chat_model
+    from paperlab.papers.prometheus2.inprocess import InProcessClient
+
+    models = {d.name: load_chat_model(d)[0] for d in server.model_dirs}
+    sampling = SamplingConfig(temperature=1.0, top_p=0.9, max_tokens=16, parse_retries=1)
+    grades = []
+    for client in (LLMClient(server.config()), InProcessClient(models)):
+        judge = PrometheusJudge(client=client, model="stub-abs", sampling=sampling, seed=3)
+        batch = judge.absolute_grade_batch(
+            instructions=["What is 2+2?", "What is 30+4?", "What is 7+8?"],
+            responses=["4", "35", "14"],
+            rubric=RUBRIC,
+            reference_answers=["4", None, "15"],
+        )
+        grades.append(
+            [(g.completion.text, g.score, g.completion.attempts) for g in client.run(batch)]
+        )
+    assert grades[0] == grades[1]

@@ -49,7 +49,7 @@ def test_held_out_sets_are_seeded():
 
 def test_evaluator_names():
     names = miniature.evaluator_names()
-    assert names[:3] == ("absolute", "relative", "joint") and "merge-linear" in names
+    assert names[:4] == ("base", "absolute", "relative", "joint") and "merge-linear" in names
 
 
 @pytest.mark.parametrize(
@@ -60,12 +60,18 @@ def test_config_rejects_bad_fields(field, value):
         claims.Prometheus2ClaimsConfig(**{field: value})
 
 
-POWERED = {"expert_pearson": 0.8, "expert_accuracy": 0.9}
+POWERED = {"expert_pearson": 0.8, "expert_accuracy": 0.9, "base_parse": 1.0}
 
 
 def test_verdicts():
-    weak = {"expert_pearson": 0.2, "expert_accuracy": 0.9, "merged_pearson": 0.9}
+    weak = {"expert_pearson": 0.2, "expert_accuracy": 0.9, "base_parse": 1.0, "merged_pearson": 0.9}
     assert claims.judge_direct(weak)[0] == "inconclusive"
+    mute = {**POWERED, "base_parse": 0.5, "merged_pearson": 0.9}
+    verdict, why = claims.judge_direct(mute)
+    assert verdict == "inconclusive" and "base" in why
+    assert claims.judge_merge({**mute, "merge_gain": 0.1, "merged_mean": 1, "joint_mean": 0.9})[
+        0
+    ] == ("inconclusive")
     assert claims.judge_direct({**POWERED, "merged_pearson": math.nan})[0] == "fails"
     assert claims.judge_direct({**POWERED, "merged_pearson": 0.65})[0] == "holds"
     assert claims.judge_unified({**POWERED, "pearson_gap": -0.01, "accuracy_gap": 0.1})[0] == (
@@ -146,3 +152,24 @@ def test_the_base_is_cached_under_its_own_fields():
     cfg = claims.Prometheus2ClaimsConfig()
     assert set(experiments.base_spec(cfg)) < set(experiments.model_spec(cfg))
     assert "expert_steps" not in experiments.base_spec(cfg)
+
+
+def test_format_examples_keep_the_shape_and_randomise_the_results():
+    """The base's format stage: the expert's prompt and feedback, but results independent of
+    the item (so the base knows the format, not the rubric)."""
+    for example, fmt, parse in (
+        (miniature.absolute_example, miniature.absolute_format_example, parse_absolute),
+        (miniature.relative_example, miniature.relative_format_example, parse_relative),
+    ):
+        agree, n = 0, 200
+        for i in range(n):
+            messages, reply = example(random.Random(i))
+            fmt_messages, fmt_reply = fmt(random.Random(i))
+            assert fmt_messages == messages
+            true, shaped = parse(reply), parse(fmt_reply)
+            assert shaped is not None
+            # the digit checks are the expert's; only the scores and the result are drawn
+            digits = [w for w in true.feedback.split() if len(w) == 3]
+            assert [w for w in shaped.feedback.split() if len(w) == 3] == digits
+            agree += shaped.result == true.result
+        assert agree / n < (0.35 if parse is parse_absolute else 0.65)  # chance: 1/5, 1/2

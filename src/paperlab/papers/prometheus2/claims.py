@@ -14,8 +14,10 @@ experts' weight merges (merge.py; linear 0.5/0.5 as the 7B). The true 1-5 score 
 response is known by construction (`paperlab.core.data.graded`), standing in for GPT-4's and
 the humans' scores. Every evaluator is served by `paperlab serve` and graded through
 `PrometheusJudge` with the real client: Pearson, pairwise accuracy, parse failures and
-position consistency. Each expert must do its own format (the powering figures) or the claims
-are inconclusive.
+position consistency. The shared base goes through a format stage first (both formats' shapes with
+random results: it writes the format, not the grades), as the paper's experts start from an
+instruction-tuned base. Each expert must do its own format and the base must write both (the
+powering figures) or the claims are inconclusive.
 """
 
 from __future__ import annotations
@@ -41,18 +43,25 @@ class Prometheus2ClaimsConfig:
     base_warmup: int = 50
     answer_weight: float = 0.3  # the base's mix: answering the questions / comparing numbers
     compare_weight: float = 0.7
+    # the base's format stage (miniature.format_stage): both formats' shapes, random results;
+    # 0 = none (the experts then start from the arithmetic base: every merge was unparseable)
+    format_steps: int = 200
+    format_lr: float = 3e-3
     expert_steps: int = 400
     finetune_lr: float = 3e-3
     finetune_warmup: int = 20
     batch_size: int = 32
-    eval_items: int = 60
-    eval_pairs: int = 60
+    eval_items: int = 150
+    eval_pairs: int = 150
     temperature: float = 1.0  # the official sampling (top_p 0.9)
     parse_retries: int = 1  # DEVIATION: official 10; grading time (README, "Time")
     concurrency: int = 16
-    workers: int = 2  # fine-tuning threads, and grading servers
+    workers: int = 2  # fine-tuning threads, and grading servers (serve=True)
+    serve: bool = False  # grade over HTTP through `paperlab serve` (same outputs, ~20x the CPU)
 
     def __post_init__(self) -> None:
+        if self.format_steps < 0 or self.format_lr <= 0:
+            raise ValueError("prometheus2: format_steps must be >= 0 and format_lr > 0")
         for name in ("dim", "n_layers", "base_steps", "expert_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"prometheus2: {name}={getattr(self, name)} must be >= 1")
@@ -112,6 +121,7 @@ PRESETS = {
         dim=32,
         n_layers=2,
         base_steps=30,
+        format_steps=10,
         expert_steps=20,
         batch_size=16,
         eval_items=12,
@@ -119,13 +129,18 @@ PRESETS = {
         parse_retries=1,
     ),
     "default": {},
-    "full": dict(base_steps=3000, expert_steps=1500, eval_items=500, eval_pairs=500),
+    "full": dict(
+        base_steps=3000, format_steps=1000, expert_steps=1500, eval_items=500, eval_pairs=500
+    ),
 }
 
 
 # Criteria, fixed before the runs (not config fields: --set cannot move a goalpost)
 MIN_EXPERT_PEARSON = 0.5  # powering: the absolute expert grades its own format
 MIN_EXPERT_ACCURACY = 0.7  # powering: the relative expert ranks its own format
+# powering: the shared base writes both formats (outputs that parse, each format), as the
+# paper's instruction-tuned base does before the experts split
+MIN_BASE_PARSE = 0.9
 MIN_MERGED_PEARSON = 0.6  # direct: the paper's 0.6-0.7 with GPT-4-1106
 UNIFIED_TOLERANCE = 0.05  # unified: merged at most this far below each expert
 MERGE_TOLERANCE = 0.02  # merge_vs_joint: below joint by less -> inconclusive
@@ -136,12 +151,19 @@ def _nan(x: float) -> float:
 
 
 def powered(m: Mapping[str, float]) -> str | None:
-    """Why the experts cannot test the claim (None when they can)."""
+    """Why the miniature cannot test the claim (None when it can): the experts must do their
+    own format, and the shared base must write both formats."""
     p, a = _nan(float(m["expert_pearson"])), _nan(float(m["expert_accuracy"]))
     if p < MIN_EXPERT_PEARSON or a < MIN_EXPERT_ACCURACY:
         return (
             f"the experts do not do their own format (absolute Pearson {p:.2f} < "
             f"{MIN_EXPERT_PEARSON} or relative accuracy {a:.2f} < {MIN_EXPERT_ACCURACY})"
+        )
+    parse = _nan(float(m["base_parse"]))
+    if parse < MIN_BASE_PARSE:
+        return (
+            f"the shared base does not write the formats (parse rate {parse:.2f} < "
+            f"{MIN_BASE_PARSE}, the worse format)"
         )
     return None
 
@@ -187,7 +209,8 @@ PAPER = PaperClaims(
             paper_figure="Pearson 0.6-0.7 with GPT-4-1106 (Tables 2-3)",
             criterion=custom(
                 f"merged Pearson >= {MIN_MERGED_PEARSON}, with experts that grade (absolute "
-                f"Pearson >= {MIN_EXPERT_PEARSON}, relative accuracy >= {MIN_EXPERT_ACCURACY})",
+                f"Pearson >= {MIN_EXPERT_PEARSON}, relative accuracy >= {MIN_EXPERT_ACCURACY}) "
+                f"from a base that writes both formats (parse rate >= {MIN_BASE_PARSE})",
                 judge_direct,
             ),
             run=experiments.run_direct,

@@ -1,7 +1,12 @@
-"""Prometheus 2's experiments in miniature: every evaluator (the two experts, the jointly trained
-model, the five merges) grades the same held-out absolute items and relative pairs through
-`PrometheusJudge` over `paperlab serve` with the real client, once per run (shared by the claims
-through the run's artifact cache); then one function per claim (`run_<claim>(ctx) -> figures`).
+"""Prometheus 2's experiments in miniature: every evaluator (the shared base, the two experts,
+the jointly trained model, the five merges) grades the same held-out absolute items and relative
+pairs through `PrometheusJudge`, once per run (shared by the claims through the run's artifact
+cache); then one function per claim (`run_<claim>(ctx) -> figures`).
+
+The judge's requests go to `InProcessClient` (the models decoded in batches in this process;
+the same outputs as `paperlab serve` for the same requests and seeds, tested) unless
+`serve=True`, which grades over HTTP through `paperlab serve` and the real client as a user's
+model would be (~20x the CPU: the server decodes one request at a time).
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ from typing import Any
 from paperlab.claims import RunContext
 from paperlab.core.llm.client import LLMClient
 from paperlab.core.llm.local import serve_chat_models, trained_chat_zoo
+from paperlab.core.llm.tiny import load_chat_model
 from paperlab.core.stats import pearson
 from paperlab.papers.prometheus2 import miniature
+from paperlab.papers.prometheus2.inprocess import InProcessClient
 from paperlab.papers.prometheus2.judge import PrometheusJudge, SamplingConfig
 
 # the config fields the base depends on (with the seed): its cache key
@@ -30,12 +37,18 @@ BASE_FIELDS = (
     "compare_weight",
     "batch_size",
 )
+# ... the base after its format stage
+FORMAT_FIELDS = (*BASE_FIELDS, "format_steps", "format_lr", "finetune_warmup")
 # ... and the fine-tuned evaluators (the experts, the joint model, the merges)
-MODEL_FIELDS = (*BASE_FIELDS, "expert_steps", "finetune_lr", "finetune_warmup")
+MODEL_FIELDS = (*FORMAT_FIELDS, "expert_steps", "finetune_lr")
 
 
 def base_spec(cfg: Any) -> dict[str, Any]:
     return {name: getattr(cfg, name) for name in BASE_FIELDS}
+
+
+def format_spec(cfg: Any) -> dict[str, Any]:
+    return {name: getattr(cfg, name) for name in FORMAT_FIELDS}
 
 
 def model_spec(cfg: Any) -> dict[str, Any]:
@@ -59,6 +72,28 @@ def shared_base(ctx: RunContext) -> Any:
     return base
 
 
+def format_base(ctx: RunContext) -> Any:
+    """The shared base after its format stage (`miniature.format_stage`; the base itself when
+    `format_steps` is 0), kept in the disk cache: the experts and the joint model start here."""
+    from paperlab.core.llm.evaluators import base_codec
+
+    cfg = ctx.config
+    if cfg.format_steps == 0:
+        return shared_base(ctx)
+    fbase, _ = ctx.shared(
+        "prometheus2-format-base",
+        lambda: (
+            miniature.format_stage(
+                shared_base(ctx), cfg, ctx.seed, device=ctx.device, progress=ctx.progress
+            ),
+            {},
+        ),
+        spec=format_spec(cfg),
+        codec=base_codec(cfg.base_config(), kind="prometheus2-format-base"),
+    )
+    return fbase
+
+
 def evaluate(ctx: RunContext) -> dict[str, dict[str, float]]:
     """Per evaluator: Pearson with the true scores, pairwise accuracy, parse failures and
     position consistency (shared by the claims)."""
@@ -72,13 +107,9 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
         "prometheus2-evaluators",
         (model_spec(cfg), seed),
         lambda folder: miniature.train_evaluators(
-            cfg, seed, folder, base=shared_base(ctx), device=ctx.device, progress=ctx.progress
+            cfg, seed, folder, base=format_base(ctx), device=ctx.device, progress=ctx.progress
         ),
     )
-    # grading is nearly all server CPU (one model forward per token, one thread a server):
-    # `workers` servers, each grading its share of the evaluators, use every core. The figures
-    # do not depend on it: every request carries its seed.
-    servers = [serve_chat_models(ctx.cache, dirs) for _ in range(min(cfg.workers, len(dirs)))]
     items = miniature.eval_items(cfg.eval_items, seed)
     pairs = miniature.eval_pairs(cfg.eval_pairs, seed)
     # the official sampling (temperature 1.0, top_p 0.9) unless the config says otherwise;
@@ -86,28 +117,43 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
     sampling = SamplingConfig(
         temperature=cfg.temperature,
         top_p=0.9,
-        max_tokens=48,  # DEVIATION: official 1024; the longest reply is ~45 bytes
+        max_tokens=56,  # DEVIATION: official 1024; the longest reply is ~45 bytes
         repetition_penalty=1.0,  # paperlab serve ignores it: 1.0 is what the tiny models get
         parse_retries=cfg.parse_retries,
     )
     names = list(miniature.evaluator_names())
 
+    def judge_for(client: LLMClient, name: str) -> PrometheusJudge:
+        return PrometheusJudge(
+            client=client,
+            model=name,
+            sampling=sampling,
+            seed=seed,
+            absolute_template=miniature.ABSOLUTE_TEMPLATE,
+            relative_template=miniature.RELATIVE_TEMPLATE,
+            system_prompts=False,
+            concurrency=cfg.concurrency,
+        )
+
+    if not cfg.serve:
+        models = {
+            name: load_chat_model(d, device=ctx.device)[0]
+            for name, d in zip(names, dirs, strict=True)
+        }
+        client = InProcessClient(models, max_batch=cfg.concurrency)
+        return {name: grade_with(judge_for(client, name), items, pairs) for name in names}
+
+    # over HTTP: grading is nearly all server CPU (one model forward per token, one thread a
+    # server): `workers` servers, each grading its share of the evaluators, use every core. The
+    # figures do not depend on it: every request carries its seed.
+    servers = [serve_chat_models(ctx.cache, dirs) for _ in range(min(cfg.workers, len(dirs)))]
+
     def grade_share(k: int) -> dict[str, dict[str, float]]:
         client = LLMClient(servers[k].config(max_concurrency=cfg.concurrency))
-        share = {}
-        for name in names[k :: len(servers)]:
-            judge = PrometheusJudge(
-                client=client,
-                model=name,
-                sampling=sampling,
-                seed=seed,
-                absolute_template=miniature.ABSOLUTE_TEMPLATE,
-                relative_template=miniature.RELATIVE_TEMPLATE,
-                system_prompts=False,
-                concurrency=cfg.concurrency,
-            )
-            share[name] = grade_with(judge, items, pairs)
-        return share
+        return {
+            name: grade_with(judge_for(client, name), items, pairs)
+            for name in names[k :: len(servers)]
+        }
 
     with ThreadPoolExecutor(len(servers)) as pool:
         shares = list(pool.map(grade_share, range(len(servers))))
@@ -156,6 +202,19 @@ def _flat(ev: dict[str, dict[str, float]], name: str, prefix: str) -> dict[str, 
     return {f"{prefix}_{k}": v for k, v in ev[name].items()}
 
 
+def _powering(ev: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The powering figures every claim records: each expert on its own format, and the
+    shared base's parse rate (the worse of its two formats)."""
+    b = ev[miniature.BASE]
+    return {
+        "expert_pearson": ev["absolute"]["pearson"],
+        "expert_accuracy": ev["relative"]["accuracy"],
+        "base_parse": 1.0 - max(b["abs_parse_failures"], b["rel_parse_failures"]),
+        "base_pearson": b["pearson"],
+        "base_accuracy": b["accuracy"],
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # Claims
 
@@ -166,11 +225,7 @@ def run_direct(ctx: RunContext) -> dict[str, float]:
 
     ev = evaluate(ctx)
     plot_evaluators(ctx, ev)
-    return {
-        **_flat(ev, "merge-linear", "merged"),
-        "expert_pearson": ev["absolute"]["pearson"],
-        "expert_accuracy": ev["relative"]["accuracy"],
-    }
+    return {**_flat(ev, "merge-linear", "merged"), **_powering(ev)}
 
 
 def run_unified(ctx: RunContext) -> dict[str, float]:
@@ -179,10 +234,9 @@ def run_unified(ctx: RunContext) -> dict[str, float]:
     ev = evaluate(ctx)
     m, a, r = ev["merge-linear"], ev["absolute"], ev["relative"]
     return {
+        **_powering(ev),
         "merged_pearson": m["pearson"],
         "merged_accuracy": m["accuracy"],
-        "expert_pearson": a["pearson"],
-        "expert_accuracy": r["accuracy"],
         "absolute_expert_accuracy": a["accuracy"],
         "relative_expert_pearson": r["pearson"],
         "pearson_gap": m["pearson"] - a["pearson"],
@@ -194,16 +248,16 @@ def run_merge_vs_joint(ctx: RunContext) -> dict[str, float]:
     """Weight merging against joint training on both formats (Sec. 6), and the merge methods
     side by side (reported)."""
     ev = evaluate(ctx)
-    out = {
-        "expert_pearson": ev["absolute"]["pearson"],
-        "expert_accuracy": ev["relative"]["accuracy"],
-    }
+    out = _powering(ev)
     for name, figures in ev.items():
         if name.startswith("merge-") or name == miniature.JOINT:
             key = name.removeprefix("merge-")
             out[f"{key}_pearson"] = figures["pearson"]
             out[f"{key}_accuracy"] = figures["accuracy"]
             out[f"{key}_consistency"] = figures["consistency"]
+            out[f"{key}_parse_failures"] = max(
+                figures["abs_parse_failures"], figures["rel_parse_failures"]
+            )
     merged = (ev["merge-linear"]["pearson"] + ev["merge-linear"]["accuracy"]) / 2
     joint = (ev[miniature.JOINT]["pearson"] + ev[miniature.JOINT]["accuracy"]) / 2
     out["merged_mean"] = merged

@@ -38,6 +38,7 @@ RELATIVE_TEMPLATE = (
 )
 RUBRIC = "Is the answer correct? 5 exact, 4 off by one, 3 off by 2-9, 2 off by 10+, 1 no number"
 # the evaluators, in serving order; MERGES name how each merged evaluator is made
+BASE = "base"  # the shared base after its format stage: knows the format, not the rubric
 EXPERTS = ("absolute", "relative")
 JOINT = "joint"
 MERGES: dict[str, dict[str, Any]] = {
@@ -120,6 +121,60 @@ def relative_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
     return messages, f"{feedback} [RESULT] {p.label}"
 
 
+# -- the base's format stage -------------------------------------------------------------------
+# The paper's experts are fine-tuned from Mistral-7B-Instruct (Sec. 3.3): a shared base that
+# already follows instructions and writes a critique, so the two fine-tunings only teach each
+# its format's grading. Our arithmetic base has never seen an evaluation prompt; fine-tuned
+# from it, the experts both learn the output format itself from scratch, and their merges wrote
+# byte soup (every merge 100% unparseable, README). The format stage gives the shared base what
+# the instruction-tuned base has: on the evaluation prompts of both formats it writes the
+# feedback (the digit check) and the output shape, "[RESULT]" included, but its results are
+# drawn at random, independent of the item: it knows the format, not the rubric. Grading (which
+# score, which response) is what the experts learn.
+
+
+def _random_scores(reply: str, rng: random.Random) -> str:
+    """`reply` with every score and the result replaced by a random one (shape kept)."""
+    feedback, result = reply.rsplit(" [RESULT] ", 1)
+    if result in ("A", "B"):
+        sides = []
+        for side in feedback.split(", "):
+            head, _ = side.rsplit(" ", 1)
+            sides.append(f"{head} {rng.randint(1, 5)}")
+        return f"{', '.join(sides)} [RESULT] {rng.choice('AB')}"
+    return f"{feedback} [RESULT] {rng.randint(1, 5)}"
+
+
+def absolute_format_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
+    """An absolute prompt -> its digit check, then "[RESULT] n" with n random (format only)."""
+    messages, reply = absolute_example(rng)
+    return messages, _random_scores(reply, rng)
+
+
+def relative_format_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
+    """A pair -> each response's digit check with a random score, then a random "[RESULT] A|B"."""
+    messages, reply = relative_example(rng)
+    return messages, _random_scores(reply, rng)
+
+
+def format_stage(
+    base: Any, cfg: Any, seed: int, *, device: str = "cpu", progress: bool = False
+) -> Any:
+    """A copy of the pre-trained `base` fine-tuned for `cfg.format_steps` steps on both formats'
+    shapes with random results (`absolute_format_example`, `relative_format_example`)."""
+    from paperlab.core.llm.evaluators import FinetuneConfig, finetune_evaluator
+
+    fcfg = FinetuneConfig(
+        steps=cfg.format_steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.format_lr,
+        warmup=cfg.finetune_warmup,
+        weight_decay=0.0,
+    )
+    tasks = [(absolute_format_example, 1.0), (relative_format_example, 1.0)]
+    return finetune_evaluator(base, tasks, fcfg, seed=seed + 7, device=device, progress=progress)
+
+
 def eval_items(n: int, seed: int) -> list[GradedItem]:
     """Held-out absolute items (a seed stream the training never draws from)."""
     return make_graded_items(n, seed=random.Random(f"prometheus2-eval-abs|{seed}"))
@@ -139,8 +194,10 @@ def train_evaluators(
     device: str = "cpu",
     progress: bool = False,
 ) -> list[Path]:
-    """Fine-tune the two experts and the joint model from `base` (pre-trained here when None),
-    merge the experts every way of `MERGES`; save each as a servable chat-model folder."""
+    """Fine-tune the two experts and the joint model from `base` (the shared base after its
+    format stage; pre-trained and format-staged here when None), merge the experts every way of
+    `MERGES`; save each, the base first, as a servable chat-model folder (`evaluator_names`
+    order)."""
     import torch
 
     from paperlab.core.llm.evaluators import (
@@ -155,6 +212,8 @@ def train_evaluators(
         base = pretrain_evaluator_base(
             cfg.base_config(), seed=seed, device=device, progress=progress
         )
+        if cfg.format_steps > 0:
+            base = format_stage(base, cfg, seed, device=device, progress=progress)
     ft = cfg.finetune_config(1)
     # joint training sees as many examples as the two experts together (Sec. 6)
     joint_ft = cfg.finetune_config(2)
@@ -167,7 +226,8 @@ def train_evaluators(
         EvaluatorJob("relative", base, [(relative_example, 1.0)], ft, seed + 2),
     ]
     models = finetune_evaluators(jobs, workers=cfg.workers, device=device, progress=progress)
-    dirs = [save_chat_model(models[name], folder / name, name) for name in (*EXPERTS, JOINT)]
+    models = {BASE: base, **models}
+    dirs = [save_chat_model(models[n], folder / n, n) for n in (BASE, *EXPERTS, JOINT)]
     base_sd = base.state_dict()
     experts = [models[name].state_dict() for name in EXPERTS]
     for name, recipe in MERGES.items():
@@ -181,4 +241,4 @@ def train_evaluators(
 
 
 def evaluator_names() -> Sequence[str]:
-    return (*EXPERTS, JOINT, *(f"merge-{m}" for m in MERGES))
+    return (BASE, *EXPERTS, JOINT, *(f"merge-{m}" for m in MERGES))
