@@ -10,6 +10,15 @@
   together with head 1's token after it (the correction, or a bonus token if all matched), and
   the caches are truncated back to the accepted length. The output is identical to
   `greedy_generate` (up to float ties between logits; tests check it exactly).
+- Sampling (temperature > 0; our extension, the paper's self-speculation is greedy): the drafts
+  are sampled from heads 2..k+1 (q_i, the same temperature / top-k / top-p warp as head 1's
+  p_i) and verified by the standard speculative-sampling rule (Leviathan et al. 2023; Chen et
+  al. 2023): accept d_i with probability min(1, p_i(d_i) / q_i(d_i)); at the first rejection
+  sample from norm(max(p_i - q_i, 0)); if all stand, sample head 1's bonus token from p_{k+1}.
+  Head i+1 drafts x_{t+1+i} from x_{1:t} alone (not from the tokens between), which the rule
+  allows: each d_i is drawn from a q_i fixed before it, independently of the earlier tokens'
+  draws, so every output token follows head 1's distribution given the tokens before it: the
+  text is distributed as plain sampling from head 1 (a test checks the exact marginals).
 
 Batch size 1, as in the paper's speed measurements.
 """
@@ -22,9 +31,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from paperlab.core.generate import generate
+from paperlab.core.generate import generate, logits_to_probs
 from paperlab.core.kv_cache import KVCache
-from paperlab.core.llama import apply_rotary, make_attention_mask
+from paperlab.core.llama import FFN_ACTIVATIONS, apply_rotary, make_attention_mask
 from paperlab.core.train import eval_mode
 from paperlab.papers.mtp.model import MultiTokenLlama
 
@@ -60,12 +69,23 @@ def greedy_generate(
     *,
     max_new_tokens: int,
     stop_tokens: Sequence[int] = (),
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
 ) -> list[int]:
-    """Plain next-token greedy decoding with head 1 only (Sec. 2, "Inference"): core `generate`
-    on trunk + head 1, with a KV cache."""
+    """Plain next-token decoding with head 1 only (Sec. 2, "Inference"): core `generate` on
+    trunk + head 1, with a KV cache; greedy at temperature 0 (the default), else sampling."""
     ids = _as_ids(prompt, model.llama.embed_tokens.weight.device)
     return generate(
-        model.llama, [ids[0].tolist()], max_new_tokens=max_new_tokens, stop_tokens=stop_tokens
+        model.llama,
+        [ids[0].tolist()],
+        max_new_tokens=max_new_tokens,
+        stop_tokens=stop_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=generator,
     )[0]
 
 
@@ -87,6 +107,7 @@ class DraftHeads:
             return torch.stack([w.t() for w in weights])
 
         self.model, self.k, self.eps = model, len(layers), cfg.norm_eps
+        self.act = FFN_ACTIVATIONS[cfg.hidden_act]  # the model's own FFN activation
         self.n_heads, self.n_kv, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         self.ln1 = torch.stack([layer.input_layernorm.weight for layer in layers])[:, None]
         self.ln2 = torch.stack([layer.post_attention_layernorm.weight for layer in layers])[:, None]
@@ -140,7 +161,37 @@ class DraftHeads:
         out = F.scaled_dot_product_attention(q, key, value, attn_mask=mask, is_causal=causal)
         x = x + torch.bmm(out.transpose(1, 2).reshape(k, T, H * D), self.w_o)
         gate, up = torch.bmm(self._norm(x, self.ln2), self.w_gate_up).chunk(2, dim=-1)
-        return x + torch.bmm(F.silu(gate) * up, self.w_down)  # (k, T, dim)
+        return x + torch.bmm(self.act(gate) * up, self.w_down)  # (k, T, dim)
+
+
+def _sample(probs: torch.Tensor, generator: torch.Generator | None) -> int:
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def verify_sampled(
+    p: torch.Tensor,
+    drafts: Sequence[int],
+    qs: torch.Tensor | None,
+    generator: torch.Generator | None = None,
+) -> list[int]:
+    """The speculative-sampling rule (Leviathan et al. 2023, Alg. 1; Chen et al. 2023): target
+    probabilities p (k+1, V) at [t, d_1..d_k], drafts d_i drawn from qs[i] (k, V) -> the
+    verified tokens: the accepted drafts, then a resampled token at the first rejection, or a
+    bonus token from p[k] if all stand."""
+    out = []
+    for i, d in enumerate(drafts):
+        q = qs[i]
+        ratio = float(p[i, d]) / float(q[d])  # q(d) > 0: d was sampled from q
+        if float(torch.rand((), generator=generator)) < min(1.0, ratio):
+            out.append(d)
+            continue
+        residual = (p[i] - q).clamp(min=0.0)
+        total = float(residual.sum())
+        # total == 0 only if p == q, where rejection has probability 0 (float dust aside)
+        out.append(_sample(residual / total if total > 0 else p[i], generator))
+        return out
+    out.append(_sample(p[len(drafts)], generator))
+    return out
 
 
 def _step(
@@ -149,26 +200,46 @@ def _step(
     drafts: list[int],
     cache: KVCache,
     draft_heads: DraftHeads | None,
-) -> tuple[list[int], list[int]]:
+    sampling: dict | None = None,
+    qs: torch.Tensor | None = None,
+) -> tuple[list[int], list[int], torch.Tensor | None]:
     """One forward over `fed` (1, T): the prompt at prefill, else [last verified token, *drafts].
-    Returns (the newly verified tokens: accepted drafts + head 1's next token, the next drafts)."""
+    Returns (the newly verified tokens: accepted drafts + head 1's next token, the next drafts,
+    their draft distributions when sampling). `sampling` None: greedy; else the warp and the
+    generator, `qs` (k, V) the distributions `drafts` were sampled from."""
     start = cache.seq_len(0)
     base = fed.shape[1] - 1 - len(drafts)  # the fed position of the last verified token
     z = model.trunk(fed, cache=cache)  # (1, T, dim)
     h1 = model.head_hidden(0, z, cache=cache)[0, base:]  # (k+1, dim)
-    pred = model.unembed(h1).argmax(-1).tolist()  # pred[j]: head 1's token after fed[base + j]
-    # verify: draft j (proposed for the token after fed[base + j]) stands if head 1 agrees
-    m = 0
-    while m < len(drafts) and drafts[m] == pred[m]:
-        m += 1
+    logits = model.unembed(h1)  # row j: head 1 on the token after fed[base + j]
+    if sampling is None:
+        pred = logits.argmax(-1).tolist()
+        # verify: draft j (proposed for the token after fed[base + j]) stands if head 1 agrees
+        m = 0
+        while m < len(drafts) and drafts[m] == pred[m]:
+            m += 1
+        verified = pred[: m + 1]
+    else:
+        generator = sampling["generator"]
+        p = logits_to_probs(logits, **_warp(sampling))
+        verified = verify_sampled(p, drafts, qs, generator)
+        m = len(verified) - 1
     cache.truncate(start + base + m + 1)  # forget the rejected drafts in trunk and head 1
     if draft_heads is None:
-        return pred[: m + 1], []
+        return verified, [], None
     # heads 2..k+1 run on every fed position (their KV caches must cover them) but are
     # unembedded only at the last accepted one, where head i+1 predicts the token i+1 ahead
     h = draft_heads(z)  # (k, T, dim)
     draft_heads.cache.truncate(start + base + m + 1)
-    return pred[: m + 1], model.unembed(h[:, base + m]).argmax(-1).tolist()
+    draft_logits = model.unembed(h[:, base + m])  # (k, V)
+    if sampling is None:
+        return verified, draft_logits.argmax(-1).tolist(), None
+    q = logits_to_probs(draft_logits, **_warp(sampling))
+    return verified, torch.multinomial(q, 1, generator=sampling["generator"])[:, 0].tolist(), q
+
+
+def _warp(sampling: dict) -> dict:
+    return {k: sampling[k] for k in ("temperature", "top_k", "top_p")}
 
 
 @torch.inference_mode()
@@ -180,13 +251,28 @@ def self_speculative_generate(
     n_draft: int | None = None,
     stop_tokens: Sequence[int] = (),
     cache: KVCache | None = None,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
 ) -> SpeculativeResult:
-    """Greedy self-speculative decoding (Sec. 3.2): heads 2..n_draft+1 draft, head 1 verifies in
-    the next forward. `n_draft` defaults to n - 1 (all heads). Output == `greedy_generate`.
+    """Self-speculative decoding (Sec. 3.2): heads 2..n_draft+1 draft, head 1 verifies in the
+    next forward. `n_draft` defaults to n - 1 (all heads). Greedy (temperature 0, the paper's
+    setting): output == `greedy_generate`. Temperature > 0: drafts are sampled and verified by
+    the speculative-sampling rule, so the output is distributed as `greedy_generate(...,
+    temperature=...)` (head 1's own sampling with the same temperature / top_k / top_p).
 
     `cache`: an empty `model.new_cache()` to decode into (to reuse it, or inspect it afterwards:
     it then holds the prompt and every new token but the last); by default a fresh one."""
     n_draft = model.n_future - 1 if n_draft is None else n_draft
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int):
+        raise ValueError(f"max_new_tokens must be an integer, got {max_new_tokens!r}")
+    if temperature < 0:
+        raise ValueError(f"temperature={temperature} must be >= 0 (0 = greedy)")
+    sampling = None
+    if temperature > 0:
+        logits_to_probs(torch.zeros(2), temperature=temperature, top_k=top_k, top_p=top_p)
+        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     if not 0 <= n_draft < model.n_future:
         raise ValueError(f"n_draft={n_draft}: the model has {model.n_future - 1} draft heads")
     ids = _as_ids(prompt, model.llama.embed_tokens.weight.device)
@@ -198,21 +284,21 @@ def self_speculative_generate(
             cache = model.llama.new_cache(batch_size=1, max_len=total)
         elif cache.seq_len(0) != 0:
             raise ValueError("self_speculative_generate: the cache must be empty")
-        return _decode(model, ids, max_new_tokens, n_draft, set(stop_tokens), cache)
+        return _decode(model, ids, max_new_tokens, n_draft, set(stop_tokens), cache, sampling)
 
 
-def _decode(model, ids, max_new_tokens, n_draft, stops, cache) -> SpeculativeResult:
+def _decode(model, ids, max_new_tokens, n_draft, stops, cache, sampling) -> SpeculativeResult:
     result = SpeculativeResult(tokens=[], forwards=0, drafted=0, accepted=0)
     if max_new_tokens <= 0:
         return result
     draft_heads = DraftHeads(model, n_draft=n_draft, max_len=cache.capacity) if n_draft else None
     # prefill: the prompt's last position gives head 1's first token and the first drafts
-    out, drafts = _step(model, ids, [], cache, draft_heads)
+    out, drafts, qs = _step(model, ids, [], cache, draft_heads, sampling)
     result.forwards, stopped = 1, bool(stops.intersection(out))
     while len(out) < max_new_tokens and not stopped:
         drafts = drafts[: max_new_tokens - len(out) - 1]  # never draft past the budget
         fed = torch.tensor([[out[-1], *drafts]], device=ids.device)
-        verified, next_drafts = _step(model, fed, drafts, cache, draft_heads)
+        verified, next_drafts, qs = _step(model, fed, drafts, cache, draft_heads, sampling, qs)
         result.forwards += 1
         result.drafted += len(drafts)
         result.accepted += len(verified) - 1
