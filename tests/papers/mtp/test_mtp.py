@@ -228,7 +228,13 @@ def test_tiny_claims_run(tmp_path: Path):
         plans, scale="tiny", seed=0, device="cpu", out=tmp_path, progress=False
     )
     assert not errors and not interrupted, errors
-    assert [r.claim_id for r in results] == ["speedup", "memory", "induction", "val_loss"]
+    assert [r.claim_id for r in results] == [
+        "speedup",
+        "speedup_sampled",
+        "memory",
+        "induction",
+        "val_loss",
+    ]
     for r in results:
         assert r.verdict in VERDICTS and r.verdict != "skipped"
         assert (

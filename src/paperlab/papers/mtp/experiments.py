@@ -3,11 +3,16 @@ stdlib corpus (claims 1 and 4), trained once per spec through the run's artifact
 disk cache); peak memory of one training step in fresh processes (claim 2); the copy task's
 learning curves (claim 3, cached as JSON per run).
 
-`train_byte_model` is the byte-model recipe (also used by `benchmarks/decode.py`).
+`train_byte_model` is the byte-model recipe (also used by `benchmarks/decode.py`): the fields
+of `paperlab.core.lm.DecodeTarget` (corpus, recipe, size) with n heads. The next-token (n = 1)
+baseline of claim 4 *is* that shared decoding target (`shared_ntp_model`: the same disk-cache
+entry as Kangaroo's target and the benchmark's), loaded into an n = 1 `MultiTokenLlama`.
+Every decoding speed-up reports the quality of the text it decoded (`core.text_quality`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from typing import TYPE_CHECKING
 
@@ -15,9 +20,19 @@ import torch
 
 from paperlab.claims import RunContext
 from paperlab.core.artifacts import JSONCodec, ModuleCodec
-from paperlab.core.data.text import ByteTokenizer, code_prompts
+from paperlab.core.data.text import ByteTokenizer
 from paperlab.core.device import torch_threads
-from paperlab.core.lm import VAL_SEED, corpus_batches, recipe_fields, train_byte_lm
+from paperlab.core.llama import Llama
+from paperlab.core.lm import (
+    DECODE_TARGET_NAME,
+    VAL_SEED,
+    DecodeTarget,
+    corpus_batches,
+    decode_prompts,
+    train_byte_lm,
+    train_decode_target,
+)
+from paperlab.core.text_quality import text_quality
 from paperlab.core.timing import time_interleaved
 from paperlab.core.train import History
 from paperlab.papers.mtp import plots
@@ -61,25 +76,55 @@ def byte_model_config(cfg: MTPClaimsConfig, n_future: int) -> MTPConfig:
     )
 
 
+def decode_target(cfg: MTPClaimsConfig) -> DecodeTarget:
+    """The shared decoding target's spec with this config's size and recipe."""
+    return DecodeTarget(**{f: getattr(cfg, f) for f in MODEL_FIELDS})
+
+
 def train_byte_model(
-    cfg: MTPClaimsConfig, n_future: int, seed: int, *, progress: bool = False
+    cfg: MTPClaimsConfig, n_future: int, seed: int, *, progress: bool = False, device: str = "cpu"
 ) -> tuple[MultiTokenLlama, History]:
     """(model in eval mode, training history with "seconds"): an n-head byte model trained
-    with the memory-efficient schedule (`paperlab.core.lm`'s byte-LM recipe)."""
+    with the memory-efficient schedule by the shared target's recipe (`core.lm.DecodeTarget`:
+    same corpus windows, steps, lr schedule and seed)."""
     # DEVIATION: ~0.6M-parameter byte models and ~1M training bytes instead of 0.3B-13B models
     # on 200B+ tokens (and 7B on 314B bytes for the byte-level runs, Sec. 3.3)
     torch.manual_seed(seed)
     model = MultiTokenLlama(config=byte_model_config(cfg, n_future))
     history = train_byte_lm(
         model,
-        recipe_fields(cfg, "steps", "lr", "batch_size", "seq_len"),
+        decode_target(cfg).recipe(),
         seed=seed,
         loss_fn=make_loss_fn(efficient=True),
         manual_backward=True,
+        device=device,
         progress=progress,
         desc=f"mtp n={n_future}",
     )
-    return model, history
+    return model.cpu() if device != "cpu" else model, history
+
+
+def shared_ntp_model(ctx: RunContext) -> tuple[MultiTokenLlama, History]:
+    """The next-token (n = 1) model: the shared decoding target (`core.lm.DecodeTarget`, one
+    disk-cache entry with Kangaroo and the benchmark) as an n = 1 `MultiTokenLlama`."""
+    cfg: MTPClaimsConfig = ctx.config
+    target = decode_target(cfg)
+
+    def build() -> tuple[Llama, History]:
+        model, history = train_decode_target(
+            target, seed=ctx.seed, device=ctx.device, progress=ctx.progress
+        )
+        return model.cpu(), history
+
+    llama, history = ctx.shared(
+        DECODE_TARGET_NAME,
+        build,
+        spec=dataclasses.asdict(target),
+        codec=ModuleCodec(build=lambda: Llama(target.llama_config()), kind="Llama"),
+    )
+    model = MultiTokenLlama(config=byte_model_config(cfg, 1))
+    model.llama.load_state_dict(llama.state_dict())
+    return model.eval(), history
 
 
 def shared_byte_model(ctx: RunContext, n_future: int) -> tuple[MultiTokenLlama, History]:
@@ -87,7 +132,7 @@ def shared_byte_model(ctx: RunContext, n_future: int) -> tuple[MultiTokenLlama, 
     cfg: MTPClaimsConfig = ctx.config
 
     def build() -> tuple[MultiTokenLlama, History]:
-        return train_byte_model(cfg, n_future, ctx.seed, progress=ctx.progress)
+        return train_byte_model(cfg, n_future, ctx.seed, progress=ctx.progress, device=ctx.device)
 
     return ctx.shared(
         "mtp-byte-model",
@@ -125,46 +170,85 @@ def draft_agreement(model: MultiTokenLlama, cfg: MTPClaimsConfig) -> list[float]
 # (1) self-speculative decoding speed, with the exact-output check
 
 
+def time_decoding(ctx: RunContext, model: MultiTokenLlama, temperature: float):
+    """Interleaved timing of head-1 decoding and self-speculative decoding on the held-out
+    prompts, greedy (temperature 0) or sampled (each method with its own generator, seeded
+    alike)."""
+    cfg: MTPClaimsConfig = ctx.config
+    prompts = decode_prompts(cfg.prompts, cfg.prompt_len)
+    gens = {name: torch.Generator().manual_seed(ctx.seed) for name in ("plain", "spec")}
+    n = cfg.new_tokens
+    methods = {
+        "plain": lambda p: greedy_generate(
+            model, p, max_new_tokens=n, temperature=temperature, generator=gens["plain"]
+        ),
+        "spec": lambda p: self_speculative_generate(
+            model, p, max_new_tokens=n, temperature=temperature, generator=gens["spec"]
+        ),
+    }
+    # batch-1 decoding of a small model is latency-bound; one thread keeps OpenMP barriers from
+    # stalling when other processes share the cores (both methods are timed the same way)
+    with torch_threads(cfg.decode_threads or torch.get_num_threads()):
+        timings = time_interleaved(methods, prompts, cfg.reps)
+    return prompts, timings
+
+
+def speed_figures(timings) -> dict[str, float]:
+    plain_out, spec_out = timings.outputs["plain"], timings.outputs["spec"]
+    plain_s, spec_s = timings.median("plain"), timings.median("spec")
+    tokens = sum(len(o) for o in plain_out)
+    spec_tokens = sum(len(r.tokens) for r in spec_out)
+    drafted, accepted = sum(r.drafted for r in spec_out), sum(r.accepted for r in spec_out)
+    return {
+        "speedup": (spec_tokens / spec_s) / (tokens / plain_s),
+        "plain_tokens_per_s": tokens / plain_s,
+        "spec_tokens_per_s": spec_tokens / spec_s,
+        "tokens_per_forward": spec_tokens / sum(r.forwards for r in spec_out),
+        "acceptance_rate": accepted / max(1, drafted),
+    }
+
+
 def run_speedup(ctx: RunContext) -> dict[str, float]:
     cfg: MTPClaimsConfig = ctx.config
     model, history = shared_byte_model(ctx, cfg.n_future)
     ctx.notes["train_seconds"] = round(history["seconds"][0], 1)
-    prompts = code_prompts(cfg.prompts, cfg.prompt_len)
-    # batch-1 decoding of a small model is latency-bound; one thread keeps OpenMP barriers from
-    # stalling when other processes share the cores (both methods are timed the same way)
-    with torch_threads(cfg.decode_threads or torch.get_num_threads()):
-        timings = time_interleaved(
-            {
-                "plain": lambda p: greedy_generate(model, p, max_new_tokens=cfg.new_tokens),
-                "spec": lambda p: self_speculative_generate(
-                    model, p, max_new_tokens=cfg.new_tokens
-                ),
-            },
-            prompts,
-            cfg.reps,
-        )
+    prompts, timings = time_decoding(ctx, model, 0.0)
     plain_out, spec_out = timings.outputs["plain"], timings.outputs["spec"]
-    plain_s, spec_s = timings.median("plain"), timings.median("spec")
-    tokens = sum(len(o) for o in plain_out)
-    forwards = sum(r.forwards for r in spec_out)
-    drafted, accepted = sum(r.drafted for r in spec_out), sum(r.accepted for r in spec_out)
     identical = [p == r.tokens for p, r in zip(plain_out, spec_out, strict=True)]
     counts = [c for r in spec_out for c in r.per_forward]
     ctx.notes["sample_prompt"] = ByteTokenizer().decode(prompts[0])
     ctx.notes["sample_output"] = ByteTokenizer().decode(plain_out[0])
     agreement = draft_agreement(model, cfg)
-    plots.plot_speedup(ctx, counts, model.n_future, tokens / plain_s, tokens / spec_s)
-    return {
-        "speedup": plain_s / spec_s,
-        "plain_tokens_per_s": tokens / plain_s,
-        "spec_tokens_per_s": tokens / spec_s,
-        "tokens_per_forward": tokens / forwards,
-        "acceptance_rate": accepted / max(1, drafted),
-        "identical_fraction": sum(identical) / len(identical),
-        "val_draft_agreement": statistics.fmean(agreement),
-        "n_future": model.n_future,
-        "prompts": len(prompts),
-    }
+    figures = speed_figures(timings)
+    plots.plot_speedup(
+        ctx, counts, model.n_future, figures["plain_tokens_per_s"], figures["spec_tokens_per_s"]
+    )
+    return (
+        figures
+        | text_quality(plain_out)  # the powering figure: greedy text of a tiny model may loop
+        | {
+            "identical_fraction": sum(identical) / len(identical),
+            "val_draft_agreement": statistics.fmean(agreement),
+            "n_future": model.n_future,
+            "prompts": len(prompts),
+        }
+    )
+
+
+def run_speedup_sampled(ctx: RunContext) -> dict[str, float]:
+    """Self-speculative *sampling* (the speculative-sampling rule; lossless, tested) against
+    head-1 sampling at `sample_temperature`: sampled text does not loop."""
+    cfg: MTPClaimsConfig = ctx.config
+    model, _ = shared_byte_model(ctx, cfg.n_future)
+    prompts, timings = time_decoding(ctx, model, cfg.sample_temperature)
+    spec_tokens = [r.tokens for r in timings.outputs["spec"]]
+    ctx.notes["sample_output"] = ByteTokenizer().decode(spec_tokens[0])
+    plain_quality = text_quality(timings.outputs["plain"])
+    return (
+        speed_figures(timings)
+        | text_quality(spec_tokens)  # the text the speed-up was measured on
+        | {"plain_distinct4": plain_quality["distinct4"], "temperature": cfg.sample_temperature}
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,7 +357,7 @@ def run_val_loss(ctx: RunContext) -> dict[str, float]:
     # DEVIATION: the paper shows small models losing on code benchmarks (MBPP / HumanEval
     # pass@k, Fig. 3); a miniature byte model solves none, so head-1 validation loss stands in.
     cfg: MTPClaimsConfig = ctx.config
-    ntp, ntp_hist = shared_byte_model(ctx, 1)
+    ntp, ntp_hist = shared_ntp_model(ctx)  # the shared decoding target, trained by NTP
     mtp, mtp_hist = shared_byte_model(ctx, cfg.n_future)
     if ntp.num_params() != mtp.num_params():
         raise AssertionError("parameter parity broken: NTP and MTP differ in size")

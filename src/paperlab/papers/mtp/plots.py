@@ -68,7 +68,8 @@ def plot_val(
 ) -> None:
     """Training curves of head 1 and the per-head validation losses."""
     fig, (a1, a2) = ctx.figure(1, 2, figsize=(9, 3.3))
-    a1.plot(ntp_hist["step"], ntp_hist["head1"], label="NTP (n=1)", alpha=0.8)
+    ntp_curve = ntp_hist["head1"] if "head1" in ntp_hist else ntp_hist["loss"]  # shared target
+    a1.plot(ntp_hist["step"], ntp_curve, label="NTP (n=1)", alpha=0.8)
     a1.plot(mtp_hist["step"], mtp_hist["head1"], label=f"MTP head 1 (n={len(mtp_val)})", alpha=0.8)
     a1.set_xlabel("step")
     a1.set_ylabel("train CE (nats/byte)")
