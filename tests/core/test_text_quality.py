@@ -64,3 +64,28 @@ def test_quality_gated_withholds_below_floor():
     assert verdict == "inconclusive" and "0.20" in reason and "would be holds" in reason
     assert crit.judge({"speedup": 2.0, "distinct4": float("nan")})[0] == "inconclusive"
     assert crit.judge({"speedup": 2.0})[0] == "inconclusive"  # figure not measured
+
+
+def test_decode_target_spec_and_training():
+    import dataclasses
+
+    import torch
+
+    from paperlab.core.lm import DecodeTarget, decode_prompts, train_decode_target
+
+    spec = DecodeTarget(dim=16, n_layers=2, n_heads=2, seq_len=16, batch_size=2, steps=2)
+    assert spec.llama_config().n_layers == 2 and spec.llama_config(1).n_layers == 1
+    assert spec.recipe().steps == 2 and dataclasses.asdict(spec)["lr"] == spec.lr
+    a, hist = train_decode_target(spec, seed=0)
+    b, _ = train_decode_target(spec, seed=0)
+    assert not a.training and len(hist["loss"]) == 2
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k  # the seed fixes weights and batches
+    prompts = decode_prompts(3, 20)
+    assert len(prompts) == 3 and all(len(p) == 20 for p in prompts)
+    with pytest.raises(ValueError, match="n_heads"):
+        DecodeTarget(dim=10, n_heads=4)
+    with pytest.raises(ValueError, match="steps"):
+        DecodeTarget(steps=0)
+    with pytest.raises(TypeError, match="DecodeTarget"):
+        train_decode_target({"dim": 16}, seed=0)

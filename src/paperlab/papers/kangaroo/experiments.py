@@ -5,7 +5,10 @@ a small target over 8 character classes, Kangaroo sampling against plain and dra
 sampling, compared by chi-square homogeneity tests (`paperlab.core.stats`).
 
 `train_byte_target` and `fit_adapter` are the recipes (also used by `benchmarks/decode.py`);
-`shared_pair(ctx)` trains them once per paper run (or loads them from the disk cache).
+`shared_pair(ctx)` trains them once per paper run (or loads them from the disk cache). The
+target is the shared decoding target of `paperlab.core.lm` (`DecodeTarget`: one disk-cache
+entry with MTP's next-token baseline and the benchmark). Every timed run reports the quality of
+the text it decoded (`core.text_quality`: distinct-4, longest repeated span).
 """
 
 from __future__ import annotations
@@ -18,19 +21,23 @@ from tqdm import tqdm
 
 from paperlab.claims import RunContext
 from paperlab.core.artifacts import ModuleCodec
-from paperlab.core.data.text import ByteTokenizer, code_prompts
+from paperlab.core.data.text import ByteTokenizer
 from paperlab.core.device import torch_threads
 from paperlab.core.generate import generate, logits_to_probs
 from paperlab.core.llama import Llama, LlamaConfig
 from paperlab.core.lm import (
+    DECODE_TARGET_NAME,
     VAL_SEED,
     ByteLM,
+    DecodeTarget,
     corpus_batches,
+    decode_prompts,
     next_token_loss,
-    recipe_fields,
     train_byte_lm,
+    train_decode_target,
 )
 from paperlab.core.stats import chi_square_homogeneity
+from paperlab.core.text_quality import text_quality
 from paperlab.core.timing import Timings, time_interleaved
 from paperlab.core.train import History, TrainConfig
 from paperlab.papers.kangaroo import plots
@@ -50,28 +57,33 @@ AGREEMENT_SEED = 4321  # the validation batch of the teacher-forced top-1 agreem
 # The target and the adapter
 
 
+def decode_target(cfg: KangarooClaimsConfig) -> DecodeTarget:
+    """The shared decoding target's spec (`core.lm.DecodeTarget`) with this config's fields."""
+    return DecodeTarget(**{f: getattr(cfg, f) for f in TARGET_FIELDS})
+
+
 def byte_target_config(cfg: KangarooClaimsConfig, n_layers: int | None = None) -> LlamaConfig:
     """The byte-level target's architecture (cfg.n_layers deep unless `n_layers`)."""
-    layers = cfg.n_layers if n_layers is None else n_layers
-    return LlamaConfig(
-        vocab_size=256, dim=cfg.dim, n_layers=layers, n_heads=cfg.n_heads, max_seq_len=1024
-    )
+    return decode_target(cfg).llama_config(n_layers)
 
 
 def train_byte_target(
-    cfg: KangarooClaimsConfig, seed: int, *, n_layers: int | None = None, progress: bool = False
+    cfg: KangarooClaimsConfig,
+    seed: int,
+    *,
+    n_layers: int | None = None,
+    progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[Llama, History]:
-    """(model, training history): a byte-level core Llama (cfg.n_layers deep unless `n_layers`)
-    trained with next-token cross-entropy on the stdlib corpus (`paperlab.core.lm`): the target
-    here, and in benchmarks/decode.py also the separately trained small draft of assisted
-    generation (same recipe, fewer layers). The model is returned in eval mode."""
-    # DEVIATION: a ~0.7M-parameter byte model trained for a minute stands in for Vicuna-7B/13B
-    torch.manual_seed(seed)
-    model = Llama(byte_target_config(cfg, n_layers))
-    recipe = recipe_fields(cfg, "steps", "lr", "batch_size", "seq_len")
-    desc = f"byte LM L={model.config.n_layers}"
-    history = train_byte_lm(model, recipe, seed=seed, progress=progress, desc=desc)
-    return model, history
+    """(model, training history): the shared decoding target (`core.lm.train_decode_target`,
+    cfg.n_layers deep unless `n_layers`) trained with next-token cross-entropy on the stdlib
+    corpus: the target here, and in benchmarks/decode.py also the separately trained small
+    draft of assisted generation (same recipe, fewer layers). Returned in eval mode."""
+    # DEVIATION: a ~0.6M-parameter byte model trained for a minute stands in for Vicuna-7B/13B
+    model, history = train_decode_target(
+        decode_target(cfg), seed=seed, n_layers=n_layers, device=device, progress=progress
+    )
+    return model.cpu(), history
 
 
 def fit_adapter(
@@ -113,16 +125,17 @@ def shared_pair(ctx: RunContext) -> tuple[Llama, KangarooAdapter, dict[str, Any]
     cfg: KangarooClaimsConfig = ctx.config
     target_spec = {f: getattr(cfg, f) for f in TARGET_FIELDS}
 
-    def build_target() -> tuple[Llama, dict]:
-        model, history = train_byte_target(cfg, ctx.seed, progress=ctx.progress)
-        return model, {"target_seconds": history["seconds"][0]}
+    def build_target() -> tuple[Llama, History]:
+        return train_byte_target(cfg, ctx.seed, progress=ctx.progress, device=ctx.device)
 
-    model, target_info = ctx.shared(
-        "kangaroo-target",
+    # the shared decoding target: the same artifact (name and spec) as MTP's NTP baseline
+    model, target_history = ctx.shared(
+        DECODE_TARGET_NAME,
         build_target,
         spec=target_spec,
         codec=ModuleCodec(build=lambda: Llama(byte_target_config(cfg)), kind="Llama"),
     )
+    target_info = {"target_seconds": target_history["seconds"][0]}
 
     def build_adapter() -> tuple[KangarooAdapter, dict]:
         return fit_adapter(model, cfg, ctx.seed, progress=ctx.progress)
@@ -170,7 +183,7 @@ def _setup(ctx: RunContext):
     model, adapter, info = shared_pair(ctx)
     ctx.notes["target_train_seconds"] = round(info["target_seconds"], 1)
     ctx.notes["adapter_train_seconds"] = round(info["adapter_seconds"], 1)
-    return cfg, model, adapter, info, code_prompts(cfg.prompts, cfg.prompt_len)
+    return cfg, model, adapter, info, decode_prompts(cfg.prompts, cfg.prompt_len)
 
 
 def time_decoders(
@@ -202,7 +215,8 @@ def summarize(timings: Timings, name: str, plain_out) -> dict[str, float]:
     tokens = sum(len(r.tokens) for r in results)
     plain_tokens = sum(len(o) for o in plain_out)
     drafted = sum(r.drafted for r in results)
-    return {
+    quality = text_quality([r.tokens for r in results])  # the text this method decoded
+    return {f"text_{k}": v for k, v in quality.items()} | {
         # tokens/s ratio (equal to the time ratio when both produce every requested token)
         "speedup": (tokens / timings.median(name)) / (plain_tokens / timings.median("plain")),
         "compression_rate": tokens / sum(r.target_forwards for r in results),
@@ -228,13 +242,34 @@ def run_speedup(ctx: RunContext) -> dict[str, float]:
     ctx.notes["sample_prompt"] = ByteTokenizer().decode(prompts[0])
     ctx.notes["sample_output"] = ByteTokenizer().decode(plain_out[0])
     plots.plot_speedup(ctx, timings, tokens)
-    return out | {
-        "plain_tokens_per_s": tokens / timings.median("plain"),
-        "kangaroo_tokens_per_s": tokens / timings.median("kangaroo"),
-        "adapter_params": adapter.num_params(),
-        "target_params": model.num_params(),
-        "extra_param_fraction": adapter.num_params() / model.num_params(),
-    }
+    return (
+        out
+        | text_quality(plain_out)
+        | {
+            "plain_tokens_per_s": tokens / timings.median("plain"),
+            "kangaroo_tokens_per_s": tokens / timings.median("kangaroo"),
+            "adapter_params": adapter.num_params(),
+            "target_params": model.num_params(),
+            "extra_param_fraction": adapter.num_params() / model.num_params(),
+        }
+    )
+
+
+def run_speedup_sampled(ctx: RunContext) -> dict[str, float]:
+    """Kangaroo sampling (the speculative-sampling rule: lossless, claim 5) against plain
+    sampling at `sample_temperature`: sampled text does not loop."""
+    cfg, model, adapter, info, prompts = _setup(ctx)
+    dec = KangarooDecoder(model, adapter, eta=cfg.eta, gamma=cfg.gamma)
+    timings = time_decoders(ctx, model, prompts, {"kangaroo": dec}, cfg.sample_temperature)
+    out = summarize(timings, "kangaroo", timings.outputs["plain"])
+    ctx.notes["sample_output"] = ByteTokenizer().decode(timings.outputs["kangaroo"][0].tokens)
+    quality = text_quality([r.tokens for r in timings.outputs["kangaroo"]])
+    plain = text_quality(timings.outputs["plain"])
+    return (
+        {k: v for k, v in out.items() if k != "identical_fraction" and not k.startswith("text_")}
+        | quality
+        | {"plain_distinct4": plain["distinct4"], "temperature": cfg.sample_temperature}
+    )
 
 
 def run_acceptance(ctx: RunContext) -> dict[str, float]:
@@ -246,17 +281,21 @@ def run_acceptance(ctx: RunContext) -> dict[str, float]:
     drafted, accepted = sum(r.drafted for r in results), sum(r.accepted for r in results)
     rounds = [n for r in results for n in r.accept_lengths]
     plots.plot_adapter_training(ctx, info["history"], info)
-    return {
-        "compression_rate": tokens / sum(r.target_forwards for r in results),
-        "acceptance_rate": accepted / max(1, drafted),
-        "drafts_per_round": drafted / max(1, len(rounds)),
-        "mean_accept_length": statistics.fmean(rounds) if rounds else 0.0,
-        "soft_ce_before": info["before"]["soft_ce"],
-        "soft_ce_after": info["after"]["soft_ce"],
-        "expected_accept_before": info["before"]["accept"],
-        "expected_accept_after": info["after"]["accept"],
-        "expected_accept_gain": info["after"]["accept"] - info["before"]["accept"],
-    } | draft_agreement_by_depth(model, adapter, cfg)
+    return (
+        text_quality([r.tokens for r in results])
+        | {
+            "compression_rate": tokens / sum(r.target_forwards for r in results),
+            "acceptance_rate": accepted / max(1, drafted),
+            "drafts_per_round": drafted / max(1, len(rounds)),
+            "mean_accept_length": statistics.fmean(rounds) if rounds else 0.0,
+            "soft_ce_before": info["before"]["soft_ce"],
+            "soft_ce_after": info["after"]["soft_ce"],
+            "expected_accept_before": info["before"]["accept"],
+            "expected_accept_after": info["after"]["accept"],
+            "expected_accept_gain": info["after"]["accept"] - info["before"]["accept"],
+        }
+        | draft_agreement_by_depth(model, adapter, cfg)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,16 +329,21 @@ def run_eta_sweep(ctx: RunContext) -> dict[str, float]:
             out |= {f"{mode}_eta{e:g}_{k}": v for k, v in row.items() if k != "identical_fraction"}
     best_eta = max((e for e in cfg.etas if e > 0), key=lambda e: judged[e]["speedup"])
     plots.plot_eta(ctx, sweeps)
-    return out | {
-        "best_eta": best_eta,
-        "best_speedup": judged[best_eta]["speedup"],
-        "eta0_speedup": judged[0.0]["speedup"],
-        "gain_over_eta0": judged[best_eta]["speedup"] / judged[0.0]["speedup"],
-        "greedy_gain_over_eta0": max(r["speedup"] for e, r in sweeps["greedy"].items() if e > 0)
-        / sweeps["greedy"][0.0]["speedup"],
-        "temperature": cfg.sweep_temperature,
-        "identical_fraction": min(r["identical_fraction"] for r in sweeps["greedy"].values()),
-    }
+    quality = {k[len("text_") :]: v for k, v in judged[best_eta].items() if k.startswith("text_")}
+    return (
+        out
+        | quality
+        | {
+            "best_eta": best_eta,
+            "best_speedup": judged[best_eta]["speedup"],
+            "eta0_speedup": judged[0.0]["speedup"],
+            "gain_over_eta0": judged[best_eta]["speedup"] / judged[0.0]["speedup"],
+            "greedy_gain_over_eta0": max(r["speedup"] for e, r in sweeps["greedy"].items() if e > 0)
+            / sweeps["greedy"][0.0]["speedup"],
+            "temperature": cfg.sweep_temperature,
+            "identical_fraction": min(r["identical_fraction"] for r in sweeps["greedy"].values()),
+        }
+    )
 
 
 def run_adapter_ablation(ctx: RunContext) -> dict[str, float]:
@@ -323,6 +367,7 @@ def run_adapter_ablation(ctx: RunContext) -> dict[str, float]:
                 out["adapter_identical_fraction"], out["no_adapter_identical_fraction"]
             ),
         }
+        | text_quality(plain_out)
         | draft_agreement_by_depth(model, adapter, cfg)
     )
 
@@ -455,7 +500,7 @@ def run_lossless_sampling(ctx: RunContext) -> dict[str, float]:
     V, T, n = len(CLASS_NAMES), cfg.s_new_tokens, cfg.s_samples
     model, adapter, info = shared_class_pair(ctx)
     ctx.notes["class_target_train_seconds"] = round(info["target_seconds"], 1)
-    prompt = char_classes(torch.tensor(code_prompts(1, cfg.s_prompt_len)[0])).tolist()
+    prompt = char_classes(torch.tensor(decode_prompts(1, cfg.s_prompt_len)[0])).tolist()
     gen = torch.Generator().manual_seed(ctx.seed)
     sampling = dict(temperature=cfg.s_temperature, generator=gen)
     plain = torch.tensor(generate(model, [prompt] * n, max_new_tokens=T, **sampling))
