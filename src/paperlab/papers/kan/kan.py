@@ -457,43 +457,51 @@ class KAN(nn.Module):
         bs = n if batch == -1 or batch > n else batch
         gen = torch.Generator().manual_seed(seed)
         every = max(1, stop_grid_update_step // max(1, grid_update_num))
-        optimizer = self._make_optimizer(opt, lr)
         reg_weights = (lamb, lamb_l1, lamb_entropy)
         history: dict[str, list[float]] = {"train_loss": [], "test_loss": [], "reg": []}
         pbar = _progress(steps, progress)
-        for step in pbar:
-            xb, yb = x_tr, y_tr  # same tensor every step: first-layer bases stay cached
-            if bs < n:
-                idx = torch.randperm(n, generator=gen)[:bs].to(x_tr.device)
-                xb, yb = x_tr[idx], y_tr[idx]
-            if update_grid and step % every == 0 and step < stop_grid_update_step:
-                self.update_grid(xb)
-            snapshot = [p.detach().clone() for p in optimizer.param_groups[0]["params"]]
-            mse, reg = self._train_step(optimizer, xb, yb, reg_weights)
-            if not _all_finite(optimizer):  # a line-search probe blew up: undo, restart
-                optimizer = self._restore(optimizer, snapshot, opt, lr)
+        with _FlatParameters(self._trainable()) as flat:
+            optimizer = self._make_optimizer(opt, lr, [flat.theta])
+            for step in pbar:
+                xb, yb = x_tr, y_tr  # same tensor every step: first-layer bases stay cached
+                if bs < n:
+                    idx = torch.randperm(n, generator=gen)[:bs].to(x_tr.device)
+                    xb, yb = x_tr[idx], y_tr[idx]
+                if update_grid and step % every == 0 and step < stop_grid_update_step:
+                    self.update_grid(xb)  # writes coef in place: into flat.theta
+                snapshot = flat.theta.detach().clone()
+                mse, reg = self._train_step(optimizer, flat, xb, yb, reg_weights)
+                if not bool(torch.isfinite(flat.theta).all()):  # a probe blew up: undo
+                    with torch.no_grad():
+                        flat.theta.copy_(snapshot)
+                    optimizer = self._make_optimizer(opt, lr, [flat.theta])  # fresh history
+                    with torch.no_grad():
+                        _, mse, reg = self._objective(xb, yb, *reg_weights)
                 with torch.no_grad():
-                    _, mse, reg = self._objective(xb, yb, *reg_weights)
-            with torch.no_grad():
-                test_rmse = F.mse_loss(self(x_te), y_te).sqrt().item()
-            history["train_loss"].append(mse.sqrt().item())
-            history["test_loss"].append(test_rmse)
-            history["reg"].append(reg.item())
-            if progress:
-                pbar.set_description(
-                    f"train {mse.sqrt():.2e} | test {test_rmse:.2e} | reg {reg:.2e}"
-                )
+                    test_rmse = F.mse_loss(self(x_te), y_te).sqrt().item()
+                history["train_loss"].append(mse.sqrt().item())
+                history["test_loss"].append(test_rmse)
+                history["reg"].append(reg.item())
+                if progress:
+                    pbar.set_description(
+                        f"train {mse.sqrt():.2e} | test {test_rmse:.2e} | reg {reg:.2e}"
+                    )
         return history
 
     def _train_step(
-        self, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor, reg_weights: tuple
+        self,
+        optimizer: torch.optim.Optimizer,
+        flat: _FlatParameters,
+        x: Tensor,
+        y: Tensor,
+        reg_weights: tuple,
     ) -> tuple[Tensor, Tensor]:
         """One optimizer step (LBFGS calls the closure up to ~25 times); returns the MSE and
         regulariser of the last evaluation, detached."""
         last: dict[str, Tensor] = {}
 
         def closure() -> Tensor:
-            optimizer.zero_grad()
+            flat.zero_grad()
             loss, mse, reg = self._objective(x, y, *reg_weights)
             last["mse"], last["reg"] = mse.detach(), reg.detach()
             loss.backward()
@@ -512,18 +520,10 @@ class KAN(nn.Module):
                 params.append(layer.symbolic.affine)
         return params
 
-    @torch.no_grad()
-    def _restore(
-        self, optimizer: torch.optim.Optimizer, snapshot: list[Tensor], opt: str, lr: float | None
+    def _make_optimizer(
+        self, opt: str, lr: float | None, params: list[Tensor] | None = None
     ) -> torch.optim.Optimizer:
-        """Put back the parameters from before a step that produced inf/nan and start a
-        fresh optimizer (LBFGS's curvature history is poisoned too). Not in pykan."""
-        for p, saved in zip(optimizer.param_groups[0]["params"], snapshot, strict=True):
-            p.copy_(saved)
-        return self._make_optimizer(opt, lr)
-
-    def _make_optimizer(self, opt: str, lr: float | None) -> torch.optim.Optimizer:
-        params = self._trainable()
+        params = self._trainable() if params is None else params
         if opt == "LBFGS":
             return torch.optim.LBFGS(
                 params,
@@ -538,8 +538,41 @@ class KAN(nn.Module):
         raise ValueError(f"opt must be 'LBFGS' or 'Adam', got {opt!r}")
 
 
-def _all_finite(optimizer: torch.optim.Optimizer) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in optimizer.param_groups[0]["params"])
+class _FlatParameters:
+    """Training-time view of a list of parameters as ONE flat vector ``theta``.
+
+    Inside the ``with`` block every parameter's data and gradient are views into ``theta``
+    and ``theta.grad``, and the optimizer is given ``[theta]``: LBFGS then gathers, updates
+    and restores one tensor per evaluation instead of looping over every parameter (on these
+    small nets its per-parameter bookkeeping costs as much as the model's own forward). The
+    values and the optimizer's arithmetic are the same as with the separate parameters (the
+    same flat vector torch's LBFGS builds internally). On exit every parameter gets its own
+    storage again (checkpoints, deep copies and pruning see ordinary, unshared tensors)."""
+
+    def __init__(self, params: Sequence[nn.Parameter]) -> None:
+        self.params = list(params)
+
+    def __enter__(self) -> _FlatParameters:
+        with torch.no_grad():
+            data = torch.cat([p.detach().reshape(-1) for p in self.params])
+        self.theta = nn.Parameter(data)
+        self.theta.grad = torch.zeros_like(data)
+        offset = 0
+        for p in self.params:
+            n = p.numel()
+            p.data = self.theta.data[offset : offset + n].view_as(p)
+            p.grad = self.theta.grad[offset : offset + n].view_as(p)  # accumulated in place
+            offset += n
+        return self
+
+    def zero_grad(self) -> None:
+        self.theta.grad.zero_()  # the parameters' .grad are views of it
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.params:
+            p.data = p.data.clone()
+            p.grad = p.grad.clone() if p.grad is not None else None
+        self.theta.grad = None
 
 
 def _progress(steps: int, progress: bool) -> Any:
