@@ -96,6 +96,11 @@ def test_cli_bad_prompt_and_npy_length(tmp_path, capsys):
     assert "3 frames" in capsys.readouterr().err
     assert main(["motionclone", "--demo", "--prompt", "mauve blob"]) == 2
     assert "prompt" in capsys.readouterr().err
+    bad = ["motionclone", "--demo", "--prompt", "red bar", "--reference-prompt", "mauve blob"]
+    assert main(bad) == 2
+    assert "--reference-prompt" in capsys.readouterr().err
+    assert main(["motionclone", "--demo", "--prompt", "red bar", "--semantic-weight", "-1"]) == 2
+    assert "semantic_weight" in capsys.readouterr().err
 
 
 def test_cli_demo_writes_frames_and_gifs(tmp_path):
@@ -138,6 +143,10 @@ def test_cli_demo_writes_frames_and_gifs(tmp_path):
         "1",
         "--device",
         "cpu",
+        "--semantic-weight",  # the first version's location-aware semantic guidance
+        "100",
+        "--reference-prompt",
+        "green plus",
     ]
     assert main(again) == 0
     assert (tmp_path / "b" / "clone.gif").exists()

@@ -21,6 +21,7 @@ EPILOG = """examples:
       --model runs/mc/base.safetensors --out runs/mc2
   paperlab motionclone --reference clip.gif --prompt "blue square" --model base.safetensors \\
       --mode dense --weight 2e5
+  paperlab motionclone --demo --prompt "green plus" --semantic-weight 1e3 --out runs/mc3
 
 The base model is a tiny text-to-video diffusion model of the procedural world (colours red,
 green, blue, yellow; shapes square, plus, bar; 16 px, 8 frames). Without --model (or with a
@@ -57,6 +58,18 @@ def add_parser(sub: Any) -> None:
         choices=("sparse", "dense", "none"),
         default="sparse",
         help="top-1 temporal attention (MotionClone), the whole map, or no guidance",
+    )
+    p.add_argument(
+        "--semantic-weight",
+        type=float,
+        default=0.0,
+        help="the first version's semantic guidance towards a plain sample of the prompt "
+        "(0: off, as the current official code; try 1e3)",
+    )
+    p.add_argument(
+        "--reference-prompt",
+        help='the reference\'s own "<colour> <shape>": makes the semantic guidance '
+        "location-aware (the subject stays where the reference's is); --demo knows it",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and the demo clip (0)")
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (auto)")
@@ -185,12 +198,19 @@ def _run(args: argparse.Namespace, device: str) -> int:
     from paperlab.papers.motionclone.motionclone import CloneConfig, clone_motion
 
     colour, shape = parse_prompt(args.prompt)  # before any training: a typo costs nothing
+    reference_prompt = None
+    if args.reference_prompt is not None:
+        try:
+            reference_prompt = torch.tensor([parse_prompt(args.reference_prompt)], device=device)
+        except ValueError as e:
+            raise UserError(f"--reference-prompt: {e}") from None
     cfg = CloneConfig(
         steps=args.steps,
         guidance_steps=args.guidance_steps,
         weight=args.weight,
         cfg=args.cfg,
         mode=args.mode,
+        semantic_weight=args.semantic_weight,
     )
     if args.reference is not None:
         reference = read_clip(args.reference, frames=8, size=16)
@@ -198,13 +218,17 @@ def _run(args: argparse.Namespace, device: str) -> int:
     if args.demo:
         demo = make_clips(1, frames=model.cfg.frames, size=model.cfg.size, seed=args.seed + 7)
         reference = demo.clips
+        if reference_prompt is None:
+            reference_prompt = demo.prompts.to(device)
         _save_clip(reference, args.out, "reference")
     elif reference.shape[2] != model.cfg.frames:
         raise UserError(
             f"--reference: {reference.shape[2]} frames; the model takes {model.cfg.frames}"
         )
     prompt = torch.tensor([[colour, shape]], device=device)
-    clip = clone_motion(model, reference.to(device), prompt, cfg, seed=args.seed)
+    clip = clone_motion(
+        model, reference.to(device), prompt, cfg, seed=args.seed, reference_prompt=reference_prompt
+    )
     _save_clip(clip, args.out, "clone")
     print(f"{args.mode} motion clone of '{args.prompt}' -> {args.out / 'clone.gif'}")
     return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -36,6 +37,14 @@ from paperlab.core.diffusion import (
 )
 from paperlab.core.diffusion import ddim_sample as _ddim_sample
 from paperlab.papers.motionclone.model import empty_prompt, temporal_attention_names
+from paperlab.papers.motionclone.semantic import (
+    appearance_masks,
+    cross_attention_names,
+    recorded_keys,
+    reference_masks,
+    semantic_loss,
+    subject_map,
+)
 
 Representation = dict[str, tuple[Tensor, Tensor]]  # layer -> (top-1 values, their indices)
 
@@ -58,6 +67,17 @@ class CloneConfig:
     # DEVIATION: x0 clamped to [-1, 1] in the DDIM steps (pixel-space DDPM's habit; SD's
     # latents are not clipped). Our undertrained tiny pixel model needs it at high noise.
     clip_sample: bool = True
+    # Location-aware semantic guidance (the first version's option, semantic.py): 0 = off, as
+    # in the current official code; official app_guidance weight_each [500, 0] with the motion's
+    # [20000, 10000]. Keys of the temporal layers in ``semantic_blocks``; masks from the subject
+    # token's cross-attention there, thresholded at ``mask_threshold`` (official 0.3); the
+    # reference's foreground Gaussian has ``mask_sigma`` pixels (official 5 at 16 x 16; our
+    # first cross-attention up block is 8 x 8, so 2.5).
+    semantic_weight: float = 0.0
+    semantic_blocks: tuple[str, ...] = ("up_blocks.0",)
+    subject_token: int = 1  # the prompt's noun: "{colour} {shape}" -> the shape token
+    mask_threshold: float = 0.3
+    mask_sigma: float = 2.5
 
     def __post_init__(self) -> None:
         if self.steps < 2 or not 0 <= self.guidance_steps < self.steps:
@@ -73,6 +93,13 @@ class CloneConfig:
             raise ValueError(f"add_noise_step={self.add_noise_step}: must be in [0, 1000)")
         if self.mode not in ("sparse", "dense", "none"):
             raise ValueError(f"mode={self.mode!r}: choose sparse, dense or none")
+        if self.semantic_weight < 0:
+            raise ValueError(f"semantic_weight={self.semantic_weight}: must be >= 0")
+        if not 0 <= self.mask_threshold < 1 or self.mask_sigma <= 0:
+            raise ValueError(
+                f"mask_threshold={self.mask_threshold}, mask_sigma={self.mask_sigma}: "
+                "need 0 <= threshold < 1 and sigma > 0"
+            )
 
 
 def uneven_timesteps(
@@ -151,22 +178,47 @@ def clone_motion(
     *,
     seed: int = 0,
     x_T: Tensor | None = None,
+    reference_prompt: Tensor | None = None,
 ) -> Tensor:
     """A clip of ``prompt`` ((B, 2) token ids) moving as ``reference`` ((B, 3, F, H, W) in
     [-1, 1], one reference per prompt) does; ``cfg.mode == "none"`` is plain CFG sampling from
-    the same noise. Returns (B, 3, F, H, W) in [-1, 1]."""
+    the same noise. With ``cfg.semantic_weight > 0`` the first version's semantic guidance is
+    added: location-aware when ``reference_prompt`` ((B, 2), the reference's own prompt, whose
+    subject token locates it) is given, global otherwise. Returns (B, 3, F, H, W) in [-1, 1]."""
     if reference.dim() != 5 or reference.shape[0] != prompt.shape[0]:
         raise ValueError(
             f"reference: need (B, 3, F, H, W) with B = len(prompt), got {tuple(reference.shape)}"
+        )
+    if reference_prompt is not None and reference_prompt.shape != prompt.shape:
+        raise ValueError(
+            f"reference_prompt: need the shape of prompt {tuple(prompt.shape)}, "
+            f"got {tuple(reference_prompt.shape)}"
         )
     device = reference.device
     prediction = getattr(getattr(model, "cfg", None), "prediction", "epsilon")
     scheduler = make_scheduler("ddim", clip_sample=cfg.clip_sample, prediction_type=prediction)
     timesteps = uneven_timesteps(cfg.steps, cfg.guidance_steps, cfg.guidance_scale)
-    guidance = None
-    if cfg.mode != "none" and cfg.guidance_steps > 0:
+    sample = partial(
+        _ddim_sample,
+        model,
+        tuple(reference.shape),
+        seed=seed + 1,
+        cond=prompt,
+        null_cond=empty_prompt(1, device)[0],
+        guidance_scale=cfg.cfg + 1.0,  # eps_c + s (eps_c - eps_u) = eps_u + (s + 1)(eps_c - eps_u)
+        x_T=x_T,
+        scheduler=scheduler,
+        timesteps=timesteps,
+        device=str(device),
+    )
+    if cfg.guidance_steps == 0 or (cfg.mode == "none" and cfg.semantic_weight == 0):
+        return sample()
+    steps_range = (timesteps[cfg.guidance_steps - 1], timesteps[0])
+    rep: Representation = {}
+    if cfg.mode != "none":
         rep = motion_representation(model, reference, cfg, seed=seed, dense=cfg.mode == "dense")
-        names = list(rep)
+    names = list(rep)
+    if cfg.semantic_weight == 0:
 
         def loss_fn(x_t: Tensor, t: int) -> Tensor:
             with AttentionRecorder(model, select=lambda n: n in names) as rec:
@@ -174,21 +226,91 @@ def clone_motion(
             return temporal_loss(rec.maps, rep)
 
         guidance = gradient_guidance(
-            loss_fn,
-            weight=ramp(timesteps, cfg),
-            steps_range=(timesteps[cfg.guidance_steps - 1], timesteps[0]),
-            scheduler=scheduler,
+            loss_fn, weight=ramp(timesteps, cfg), steps_range=steps_range, scheduler=scheduler
         )
-    return _ddim_sample(
-        model,
-        tuple(reference.shape),
-        seed=seed + 1,
-        cond=prompt,
-        null_cond=empty_prompt(1, device)[0],
-        guidance_scale=cfg.cfg + 1.0,  # eps_c + s (eps_c - eps_u) = eps_u + (s + 1)(eps_c - eps_u)
-        guidance=guidance,
-        x_T=x_T,
-        scheduler=scheduler,
-        timesteps=timesteps,
-        device=str(device),
+        return sample(guidance=guidance)
+
+    # The first version's appearance branch: the prompt sampled plainly from the same noise. It
+    # is never guided, so its x_t at each step can be taken from a plain run beforehand.
+    appearance = appearance_path(sample, timesteps[: cfg.guidance_steps])
+    loss_fn = semantic_guidance_loss(
+        model, reference, prompt, reference_prompt, rep, appearance, timesteps, cfg, seed=seed
     )
+    guidance = gradient_guidance(loss_fn, weight=1.0, steps_range=steps_range, scheduler=scheduler)
+    return sample(guidance=guidance)
+
+
+def appearance_path(sample: Callable[..., Tensor], keep: list[int]) -> dict[int, Tensor]:
+    """x_t of a plain sampling run (``sample``: the sampler, all but the guidance bound) at the
+    timesteps ``keep``."""
+    path: dict[int, Tensor] = {}
+
+    def record(x_t: Tensor, t: int, eps: Tensor) -> Tensor:
+        if t in keep:
+            path[t] = x_t.detach().clone()
+        return eps
+
+    sample(guidance=record)
+    return path
+
+
+def semantic_guidance_loss(
+    model: nn.Module,
+    reference: Tensor,
+    prompt: Tensor,
+    reference_prompt: Tensor | None,
+    rep: Representation,
+    appearance: dict[int, Tensor],
+    timesteps: list[int],
+    cfg: CloneConfig,
+    *,
+    seed: int = 0,
+) -> Callable[[Tensor, int], Tensor]:
+    """loss(x_t, t) = motion weight(t) * temporal loss + semantic weight(t) * semantic loss, the
+    two guidances of ``single_step_video`` at commit 013e1ad: the warm-up scales both, the
+    cool-down silences the motion term only."""
+    batch = prompt.shape[0]
+    key_names = temporal_attention_names(model, cfg.semantic_blocks)
+    cross_names = cross_attention_names(model, cfg.semantic_blocks)
+    motion_weight = ramp(timesteps, cfg)
+    index = {t: i for i, t in enumerate(timesteps)}
+    ref_masks = None
+    if reference_prompt is not None:
+        # DEVIATION: the reference's mask comes from its one noised pass at add_noise_step (the
+        # current code's motion pass, here with the reference's own prompt), not from its DDIM
+        # inversion at every step as in the first version; the reference clip does not change.
+        scheduler = make_scheduler("ddim")
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn(reference.shape, generator=gen).to(reference.device)
+        t_ref = torch.tensor([cfg.add_noise_step], device=reference.device)
+        noisy = scheduler.add_noise(reference, noise, t_ref)
+        with torch.no_grad(), AttentionRecorder(model, select=lambda n: n in cross_names) as rec:
+            predict_eps(model, noisy, t_ref, reference_prompt)
+        subject = subject_map(rec.maps, cfg.subject_token, batch)
+        ref_masks = reference_masks(subject, cfg.mask_threshold, cfg.mask_sigma)
+
+    def loss_fn(x_t: Tensor, t: int) -> Tensor:
+        with (
+            torch.no_grad(),
+            AttentionRecorder(model, select=lambda n: n in cross_names) as rec_app,
+            recorded_keys(model, key_names) as keys_app,
+        ):
+            predict_eps(model, appearance[t], t, prompt)
+        app_masks = None
+        if ref_masks is not None:
+            subject = subject_map(rec_app.maps, cfg.subject_token, batch)
+            app_masks = appearance_masks(subject, cfg.mask_threshold)
+        with recorded_keys(model, key_names) as keys_gen:
+            if names := list(rep):
+                with AttentionRecorder(model, select=lambda n: n in names) as rec:
+                    predict_eps(model, x_t, t, prompt)
+                loss = motion_weight(t) * temporal_loss(rec.maps, rep)
+            else:
+                predict_eps(model, x_t, t, prompt)
+                loss = x_t.new_zeros(())
+        i = index[t]
+        warm = (i + 1) / cfg.warm_up_steps if i < cfg.warm_up_steps else 1.0
+        sem = semantic_loss(keys_app, keys_gen, batch, reference=ref_masks, appearance=app_masks)
+        return loss + cfg.semantic_weight * warm * sem
+
+    return loss_fn
