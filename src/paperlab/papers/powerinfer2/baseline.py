@@ -47,9 +47,9 @@ from paperlab.papers.powerinfer2.layout import (
 
 def ffn_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """ReGLU FFN restricted to the neurons in ``rows`` (n, 3, dim): x (N, dim) -> (N, dim)."""
-    gate = x @ rows[:, 0].t()  # (N, n)
-    up = x @ rows[:, 1].t()
-    return (F.relu(gate) * up) @ rows[:, 2]  # (N, dim)
+    gate = F.linear(x, rows[:, 0])  # (N, n); linear takes the strided rows, no transpose op
+    up = F.linear(x, rows[:, 1])
+    return gate.relu_().mul_(up) @ rows[:, 2]  # (N, dim)
 
 
 @torch.inference_mode()

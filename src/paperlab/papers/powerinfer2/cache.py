@@ -225,6 +225,7 @@ class ClusterReader:
         self.bundles, self.pipeline = bundles, pipeline
         self.io_threads, self.max_gap = io_threads, max_gap
         self._slots = slots.numpy()  # shares memory with the cache's slot tensor
+        self._views = [memoryview(row) for row in self._slots]  # one per slot, made once
         self._queue: queue.Queue[ReadJob | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
 
@@ -250,7 +251,8 @@ class ClusterReader:
 
     def _run(self, job: ReadJob) -> None:
         try:
-            buffers = [memoryview(self._slots[s]) for s in job.slots.tolist()]
+            views = self._views
+            buffers = [views[s] for s in job.slots.tolist()]
             job.nbytes = self.bundles.read_into(
                 job.layer, job.positions, buffers, max_gap=self.max_gap
             )

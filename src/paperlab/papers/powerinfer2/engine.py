@@ -224,24 +224,24 @@ class PowerInferEngine:
         cache.begin_step()
         hot_rows, hit_slots, missing = cache.lookup(layer, active)
         jobs, missing = self._submit(layer, missing)  # reads start now ...
-        y = x2.new_zeros(x2.shape)
         hot = cache.hot[layer]  # ... while the resident neurons compute
+        y = None
         if self.dense_hot and len(hot):
             # DEVIATION: every hot neuron is computed, predicted active or not (Sec. 4.1 sends
             # densely activated clusters to dense compute): on a CPU in PyTorch, gathering
             # the active hot rows costs more than the few inactive ones; an inactive neuron
             # adds exactly 0, so this can only bring the output closer to the dense model's
-            y += ffn_rows(x2, hot)
+            y = ffn_rows(x2, hot)
         elif len(hot_rows):
-            y += ffn_rows(x2, hot if len(hot_rows) == len(hot) else hot[hot_rows])
+            y = ffn_rows(x2, hot if len(hot_rows) == len(hot) else hot[hot_rows])
         if len(hit_slots):
-            y += ffn_rows(x2, cache.slots[hit_slots])
-        y += self._drain(jobs, x2)
+            y = _add(y, ffn_rows(x2, cache.slots[hit_slots]))
+        y = _add(y, self._drain(jobs, x2))
         while len(missing):  # the cold segment could not hold all misses at once: waves
             cache.begin_step()
             jobs, missing = self._submit(layer, missing)
-            y += self._drain(jobs, x2)
-        return y.view_as(x)
+            y = _add(y, self._drain(jobs, x2))
+        return (x2.new_zeros(x2.shape) if y is None else y).view_as(x)
 
     def _submit(self, layer: int, missing: torch.Tensor) -> tuple[list, torch.Tensor]:
         slots = self.cache.admit(layer, missing)
@@ -258,17 +258,28 @@ class PowerInferEngine:
         ]
         return jobs, missing[k:]
 
-    def _drain(self, jobs: list, x2: torch.Tensor) -> torch.Tensor:
-        y = x2.new_zeros(x2.shape)
-        for i, job in enumerate(jobs):
-            try:
-                self.io_wait += job.wait()
-            except BaseException:
-                for j in jobs[i:]:  # their slots hold nothing valid
-                    j.done.wait()
-                    self.cache.forget(j.slots)
-                raise
-            y += ffn_rows(x2, self.cache.slots[job.slots])
+    def _drain(self, jobs: list, x2: torch.Tensor) -> torch.Tensor | None:
+        """Compute the clusters as they land (Sec. 4.4): wait for the next one, then compute
+        it together with every later cluster that has landed meanwhile (one gather and three
+        matmuls per batch of landed clusters, not per cluster: at this model size a
+        cluster's compute is a few microseconds and the per-call overhead dominates)."""
+        y, i = None, 0
+        try:
+            while i < len(jobs):
+                self.io_wait += jobs[i].wait()
+                j = i + 1
+                while j < len(jobs) and jobs[j].done.is_set():
+                    jobs[j].wait()  # raises a reader's error
+                    j += 1
+                batch = jobs[i:j]
+                slots = batch[0].slots if len(batch) == 1 else torch.cat([b.slots for b in batch])
+                y = _add(y, ffn_rows(x2, self.cache.slots[slots]))
+                i = j
+        except BaseException:
+            for j in jobs[i:]:  # their slots hold nothing valid
+                j.done.wait()
+                self.cache.forget(j.slots)
+            raise
         return y
 
     # -- generation ----------------------------------------------------------------------------
@@ -363,6 +374,13 @@ class PowerInferEngine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _add(y: torch.Tensor | None, z: torch.Tensor | None) -> torch.Tensor | None:
+    """y + z where None stands for zeros (one allocation fewer per partial sum)."""
+    if y is None:
+        return z
+    return y if z is None else y.add_(z)
 
 
 # ---------------------------------------------------------------------------------------------

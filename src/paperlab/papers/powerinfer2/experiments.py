@@ -9,15 +9,19 @@ each budget, engine vs memory-mapped dense vs in-memory dense, interleaved
 are measured on every run, never cached on disk); claim 5 feeds validation windows one token
 at a time through the engine's sparse decode path.
 
-`relu_model_config`, `convert_config` and `time_budget` are also used by
-`benchmarks/powerinfer2_decode.py`.
+`claims_model_and_folder`, `time_budget` and `budget_figures` are also used by
+`benchmarks/powerinfer2_decode.py`, so the benchmark runs on the claims' own model and engine
+folder (the same recipe and disk-cache entries as `paperlab reproduce powerinfer2`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import statistics
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlab.claims import RunContext
-from paperlab.core.artifacts import FolderCodec, ModuleCodec
+from paperlab.core.artifacts import ArtifactCache, FolderCodec, ModuleCodec, default_cache_dir
 from paperlab.core.data.text import code_prompts
 from paperlab.core.device import torch_threads
 from paperlab.core.llama import Llama
@@ -134,6 +138,37 @@ def shared_folder(ctx: RunContext) -> Path:
 
     spec = {f: getattr(cfg, f) for f in MODEL_FIELDS + CONVERT_FIELDS}
     return ctx.shared("powerinfer2-engine", build, spec=spec, codec=FolderCodec())
+
+
+@contextlib.contextmanager
+def claims_model_and_folder(
+    cfg: PowerInfer2ClaimsConfig | None = None,
+    *,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Iterator[tuple[Llama, dict, Path]]:
+    """(model, info, engine folder) of the claims at ``cfg`` (default: the default scale) and
+    ``seed``, through the same disk-cache entries as ``paperlab reproduce powerinfer2``
+    (``cache_dir``: default ``~/.cache/paperlab`` / ``$PAPERLAB_CACHE_DIR``): loaded when a
+    reproduce (or an earlier call) built them, else trained, converted and cached. The folder
+    is valid inside the ``with`` block."""
+    from paperlab.papers.powerinfer2.claims import PowerInfer2ClaimsConfig
+
+    cfg = cfg or PowerInfer2ClaimsConfig()
+    disk = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    with tempfile.TemporaryDirectory() as tmp, ArtifactCache(disk) as cache:
+        ctx = RunContext(
+            config=cfg,
+            scale="default",
+            seed=seed,
+            device="cpu",
+            out_dir=Path(tmp),
+            progress=progress,
+            cache=cache,
+        )
+        model, info = shared_model(ctx)
+        yield model, info, shared_folder(ctx)
 
 
 def storage_type(path: Path) -> str:

@@ -237,34 +237,50 @@ class BundleFile:
         (one writable buffer of bundle_bytes per position). Positions at most ``max_gap``
         bundles apart share one ``preadv``: the gap is read into a scratch buffer and discarded
         (one larger read costs less than two small ones; the gap counts in ``bytes_read``).
-        Returns the bytes read."""
-        if len(positions) == 0:
+        The pages of the whole call are dropped from the page cache once, after its last
+        read (one ``posix_fadvise`` per call, not per read). Returns the bytes read."""
+        n = len(positions)
+        if n == 0:
             return 0
-        gaps = np.diff(positions) - 1
-        if max_gap > 0 and len(self._junk) < max_gap * self.bundle_bytes:
-            self._junk = memoryview(bytearray(max_gap * self.bundle_bytes))
-        breaks = (np.flatnonzero(gaps > max_gap) + 1).tolist()
+        bb = self.bundle_bytes
+        gaps = (np.diff(positions) - 1).tolist()
+        if max_gap > 0 and len(self._junk) < max_gap * bb:
+            self._junk = memoryview(bytearray(max_gap * bb))
+        junk = self._junk
+        pos = positions.tolist() if isinstance(positions, np.ndarray) else list(positions)
         total = calls = 0
-        for a, b in zip([0, *breaks], [*breaks, len(positions)], strict=True):
-            iov, first = [], a
-            for i in range(a, b):
-                if i > first and gaps[i - 1] > 0:
-                    iov.append(self._junk[: int(gaps[i - 1]) * self.bundle_bytes])
-                iov.append(buffers[i])
-                if len(iov) >= _IOV_MAX - 1 or i == b - 1:  # flush: IOV_MAX, or the run ends
-                    total += self._preadv(layer, int(positions[first]), iov)
-                    iov, first, calls = [], i + 1, calls + 1
+        iov: list = [buffers[0]]
+        first = 0
+        # plain-Python loop over neurons with list ops only (no numpy scalars, no new views
+        # per neuron): it runs once per missed neuron on the decode path
+        for i in range(1, n + 1):
+            gap = gaps[i - 1] if i < n else -1
+            if i == n or gap > max_gap or len(iov) >= _IOV_MAX - 1:  # flush the run
+                want = (pos[i - 1] - pos[first] + 1) * bb  # the run's bundles and gaps
+                total += self._preadv(layer, pos[first], iov, drop=False, want=want)
+                calls += 1
+                if i == n:
+                    break
+                iov, first = [], i
+            elif gap > 0:
+                iov.append(junk[: gap * bb])
+            iov.append(buffers[i])
+        self._drop(self.offset(layer, pos[0]), (pos[-1] - pos[0] + 1) * bb)
         with self._lock:
             self.bytes_read += total
             self.reads += calls
         return total
 
-    def _preadv(self, layer: int, position: int, iov: list) -> int:
-        off, want = self.offset(layer, position), sum(v.nbytes for v in iov)
+    def _preadv(
+        self, layer: int, position: int, iov: list, *, drop: bool = True, want: int | None = None
+    ) -> int:
+        off = self.offset(layer, position)
+        want = sum(v.nbytes for v in iov) if want is None else want
         got = os.preadv(self.fd, iov, off)
         if got != want:
             raise self._corrupt(f"short read at byte {off} ({got} of {want} bytes)")
-        self._drop(off, want)
+        if drop:
+            self._drop(off, want)
         return want
 
     def read(self, layer: int, neurons: torch.Tensor) -> torch.Tensor:
