@@ -177,6 +177,42 @@ def test_fit_reduces_loss_lbfgs_and_adam():
     assert lbfgs["train_loss"][-1] < 0.1
 
 
+def test_fit_equals_plain_lbfgs_over_the_separate_parameters():
+    """fit trains one flat view of the parameters (fewer tensors for LBFGS to loop over): the
+    same steps as torch's LBFGS over the separate parameters, and afterwards every parameter
+    owns its storage again (a checkpoint must not see shared tensors)."""
+    data = _dataset(_target)
+    model = KAN(width=[2, 3, 1], seed=0)
+    hist = model.fit(data, steps=3, update_grid=False)
+    ref = KAN(width=[2, 3, 1], seed=0)
+    params = [p for layer in ref.layers for p in (layer.coef, layer.scale_base, layer.scale_sp)]
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        history_size=10,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-32,
+        tolerance_change=1e-32,
+    )
+    x, y = data["train_input"], data["train_label"]
+
+    def closure():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(ref(x), y)
+        loss.backward()
+        return loss
+
+    for step in range(3):
+        opt.step(closure)
+        with torch.no_grad():
+            test = torch.nn.functional.mse_loss(ref(data["test_input"]), data["test_label"])
+        assert hist["test_loss"][step] == pytest.approx(test.sqrt().item(), rel=1e-5, abs=1e-7)
+    for a, b in zip(model.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ptrs = [p.data_ptr() for p in model.parameters()]
+    assert len(set(ptrs)) == len(ptrs) and all(p.grad is not None for p in params)
+
+
 def test_sparsity_regularization_decreases():
     data = _dataset(_target)
     model = KAN(width=[2, 5, 1], seed=0)

@@ -151,3 +151,23 @@ def test_claims_config_rejects_bad_values_and_presets_are_valid():
     ]:
         with pytest.raises((ValueError, UserError), match=words):
             PAPER.make_config("tiny", {key: value})
+
+
+def test_claims_model_and_folder_reads_the_entries_a_reproduce_wrote(tmp_path: Path):
+    """The benchmark's model is the claims' own: the helper finds what a run of the claims
+    (same config and seed) put in the disk cache, and builds nothing."""
+    from paperlab.papers.powerinfer2.experiments import claims_model_and_folder
+
+    disk = tmp_path / "cache"
+    with ArtifactCache(disk) as cache:
+        ctx = tiny_ctx(tmp_path, cache)
+        model, _ = shared_model(ctx)
+        shared_folder(ctx)
+    with claims_model_and_folder(ctx.config, cache_dir=disk, progress=False) as (m, info, f):
+        pairs = zip(model.parameters(), m.parameters(), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
+        assert f.is_relative_to(disk) and (f / FILES["bundles"]).is_file() and info["seconds"] > 0
+    other = PAPER.make_config("tiny", {**TINY, "train_steps": "5"})  # another recipe
+    with claims_model_and_folder(other, cache_dir=disk, progress=False) as (m2, _, _):
+        pairs = zip(model.parameters(), m2.parameters(), strict=True)
+        assert any(not torch.equal(a, b) for a, b in pairs)
