@@ -85,6 +85,7 @@ def test_model_spec_names_config_fields_and_only_training_ones():
     assert model_spec(other) == model_spec(cfg)
     assert model_spec(dataclasses.replace(cfg, base_steps=7)) != model_spec(cfg)
     assert model_spec(dataclasses.replace(cfg, aggregator_agree=0.0)) != model_spec(cfg)
+    assert model_spec(dataclasses.replace(cfg, aggregator_lr=1e-3)) != model_spec(cfg)
 
 
 def test_presets_build_and_goalposts_are_not_config_fields():
@@ -94,6 +95,8 @@ def test_presets_build_and_goalposts_are_not_config_fields():
     assert not names & {"min_efficiency", "margin", "level", "threshold"}
     with pytest.raises(ValueError, match="layers"):
         MoAClaimsConfig(layers=1)
+    with pytest.raises(ValueError, match="lr"):
+        MoAClaimsConfig(aggregator_lr=0.0)
 
 
 def fact(answer: str):
@@ -245,3 +248,27 @@ def test_agreement_task_the_right_code_is_the_strict_plurality_of_one_per_propos
     assert messages[0]["content"].endswith(f"1. {reply}")
     with pytest.raises(ValueError, match="refs"):
         agreement_task(facts, taken, refs=0)
+
+
+def test_agreement_task_with_ties_puts_the_right_code_first_among_the_tied():
+    import random
+    from collections import Counter
+
+    from paperlab.core.stats import majority
+
+    facts = make_facts(20, seed=0)
+    taken = {f.name for f in facts}
+    task = agreement_task(facts, taken, refs=6, ties=True)
+    rng = random.Random(1)
+    tied = 0
+    for _ in range(300):
+        messages, reply = task(rng)
+        system = messages[0]["content"]
+        codes = [r.split(". ")[1] for r in system.split("Responses:\n")[1].splitlines()]
+        counts = Counter(codes)
+        assert len(codes) == 6 and all(n <= counts[reply] for n in counts.values())
+        others = [c for c, n in counts.items() if c != reply and n == counts[reply]]
+        tied += bool(others)
+        assert all(codes.index(reply) < codes.index(c) for c in others)
+        assert majority(codes) == reply  # a vote breaking ties by order gives the label too
+    assert 20 < tied < 280  # ties occur, and so do strict pluralities

@@ -43,15 +43,16 @@ class MoAClaimsConfig:
     proposer_rates: tuple[float, ...] = (0.6, 0.55, 0.5, 0.45, 0.4, 0.35)
     aggregator_rate: float = 0.5
     proposer_synth: float = 0.2  # share of fine-tuning examples with references
-    aggregator_synth: float = 0.6
+    aggregator_synth: float = 0.7
     # of the aggregator's reference examples: the share about facts it never saw, with one
     # reference per proposer and the right code the plurality (miniature.agreement_task); the
     # rest are noisy references about the facts it knows
-    aggregator_agree: float = 0.5
+    aggregator_agree: float = 0.7
     dim: int = 64
     n_layers: int = 2
     # the shared base learns to read references (miniature.py): first mostly-right ones (where
-    # to look), then one per proposer, the right code their plurality (how to weigh them)
+    # to look), then one per proposer, the right code their plurality, ties going to the
+    # earlier reference (how to weigh them)
     base_easy_steps: int = 500
     base_steps: int = 500
     proposer_steps: int = 300  # each model's own facts
@@ -60,6 +61,8 @@ class MoAClaimsConfig:
     aggregator_steps: int = 300
     batch_size: int = 32
     lr: float = 5e-3
+    # the aggregator's fine-tuning: at 5e-3 its own facts wore the base's reading down
+    aggregator_lr: float = 2e-3
     temperature: float = 0.7  # Sec. 3.1
     aggregator_temperature: float = 0.7
     concurrency: int = 16  # queries in flight during the accuracy evaluation
@@ -88,15 +91,16 @@ class MoAClaimsConfig:
         if self.real_op not in ("+", "*"):
             raise ValueError("moa: real_op must be + or *")
         self.proposer_model()  # validates sizes and schedule
+        self.base_model(lr=self.aggregator_lr)
 
     def proposer_model(self) -> TinyChatConfig:
         return self.base_model(steps=self.proposer_steps)
 
-    def base_model(self, steps: int | None = None) -> TinyChatConfig:
+    def base_model(self, steps: int | None = None, lr: float | None = None) -> TinyChatConfig:
         return TinyChatConfig(
             dim=self.dim,
             n_layers=self.n_layers,
-            lr=self.lr,
+            lr=self.lr if lr is None else lr,
             steps=self.base_steps if steps is None else steps,
             batch_size=self.batch_size,
             max_seq_len=256,

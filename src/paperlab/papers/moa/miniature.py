@@ -10,10 +10,10 @@ models' responses as references in the system message (`synthesise_task`, the pr
 second. Training references are noisy: each is the right code with a probability drawn per
 example, else a made-up one, so a model learns to weigh them (and its own memory), not to copy
 the first. The shared base learns to read them with a curriculum: mostly-right references
-first, then one reference per proposer whose plurality is the answer (`agreement_task`, the
-situation MoA's layers give a model). The aggregator then learns its own facts against
-often-wrong references (its memory must win there) and, on facts it never saw, the plurality
-again.
+first, then one reference per proposer whose plurality is the answer, a tie going to the
+earlier reference (`agreement_task`, the situation MoA's layers give a model). The aggregator
+then learns its own facts against often-wrong references (its memory must win there) and, on
+facts it never saw, the plurality again.
 """
 
 from __future__ import annotations
@@ -88,27 +88,44 @@ def synthesise_task(
 
 
 def agreement_task(
-    known: Sequence[Fact], taken: set[str], *, refs: int, p_unseen: float = 1.0
+    known: Sequence[Fact],
+    taken: set[str],
+    *,
+    refs: int,
+    p_unseen: float = 1.0,
+    ties: bool = False,
 ) -> ExampleFn:
     """The references an aggregator meets in MoA: one per proposer (`refs` of them), `k` right
     (k drawn uniformly from 2..refs; 1 with a single reference), the others made-up codes,
-    none of them given `k` times or more, in random order. About a fact the model has never
+    none of them given more than `k` times, in random order. About a fact the model has never
     seen (with `p_unseen`, else one of `known`), the code most references agree on is the only
     signal, and it is always right: the model learns to weigh references by their agreement.
-    Names in `taken` are never invented."""
+
+    Without `ties` no wrong code is given `k` times either (the right code is the strict
+    plurality). With `ties` a wrong code may be given as often as the right one, and then the
+    right code comes first: MoA lists its references in proposer order, the most accurate
+    proposer first (`MoAClaimsConfig.proposer_rates` is descending), so in a tie the earlier
+    reference is the likelier one. A plain majority vote breaks ties the same way
+    (`core.stats.majority`: the value seen first). Names in `taken` are never invented."""
     if refs < 1:
         raise ValueError(f"agreement_task: need refs >= 1, got {refs}")
     codes = "".join(sorted({f.code for f in known}))
+    most = 0 if ties else 1  # a wrong code may be given k - most times
 
     def example(rng: random.Random):
         f = unseen_fact(taken, codes, rng) if rng.random() < p_unseen else rng.choice(known)
         k = rng.randint(min(2, refs), refs)
-        while True:  # the right code is the strict plurality
+        while True:
             wrong = [wrong_code(f.answer, rng, len(codes)) for _ in range(refs - k)]
-            if all(wrong.count(c) < k for c in wrong):
+            if all(wrong.count(c) <= k - most for c in wrong):
                 break
         shown = [f.answer] * k + wrong
         rng.shuffle(shown)
+        tied = {c for c in wrong if wrong.count(c) == k}
+        if tied:  # the right code goes before the first tied one (swap the two positions)
+            i, j = shown.index(f.answer), min(shown.index(c) for c in tied)
+            if j < i:
+                shown[i], shown[j] = shown[j], shown[i]
         messages = [{"role": "user", "content": f.question}]
         return with_references(messages, shown, instruction=SHORT_INSTRUCTION), f.answer
 
@@ -122,9 +139,10 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     DEVIATION (compute): all models start from one base trained only on synthesising
     references about unseen facts (the skill is slow to learn and the same for everyone; first
     `base_easy_steps` on mostly-right references, then `base_steps` on the plurality of one
-    reference per proposer), then each learns its own facts, with some synthesis examples mixed
-    in, for `proposer_steps` (the aggregator for `aggregator_steps`). Their knowledge (hence
-    their mistakes) comes from those separate fine-tuning sets."""
+    reference per proposer, ties going to the earlier reference), then each learns its own
+    facts, with some synthesis examples mixed in, for `proposer_steps` (the aggregator for
+    `aggregator_steps`, at `aggregator_lr`). Their knowledge (hence their mistakes) comes from
+    those separate fine-tuning sets."""
     facts = make_facts(cfg.n_facts, seed=seed)
     rates = [*cfg.proposer_rates, cfg.aggregator_rate]
     known = knowledge_split(facts, rates, seed=seed + 1)
@@ -136,8 +154,10 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     easy = synthesise_task(facts, taken, max_refs=refs, p_right=EASY_REFERENCES, p_unseen=1.0)
     # the second phase counts: a base trained on noisy references instead (whose right code is
     # not always the plurality) gave an aggregator that read layer 1's answers 4 points below
-    # a majority vote over them; on agreement_task it reached the vote
-    plurality = agreement_task(facts, taken, refs=refs)
+    # a majority vote over them; on agreement_task it came within 2 points of the vote. Ties:
+    # a base that had never seen one read layer 1's answers at 77.8% (vote 80.0%; in ties it
+    # sometimes gave a code nobody tied on); 300 more steps with ties read them at 80.9%
+    plurality = agreement_task(facts, taken, refs=refs, ties=True)
     base = None
     for phase, task, steps in (
         ("base-easy", easy, cfg.base_easy_steps),
@@ -156,14 +176,16 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
         read = synthesise_task(k, taken, max_refs=refs, min_refs=few)
         model = cfg.proposer_model()
         if last:  # the aggregator: its own facts against often-wrong references; on facts it
-            # never saw, references as MoA's layers give them
+            # never saw, references as MoA's layers give them (ties too, as the base learned)
             read = synthesise_task(
                 k, taken, max_refs=refs, min_refs=few, p_right=AGGREGATOR_REFERENCES, p_unseen=0.0
             )
-            agree = agreement_task(k, taken, refs=refs)
+            agree = agreement_task(k, taken, refs=refs, ties=True)
             a = cfg.aggregator_agree
             tasks = [(answer_task(k), 1.0 - synth), (read, synth * (1 - a)), (agree, synth * a)]
-            model = cfg.base_model(steps=cfg.aggregator_steps)
+            # a gentler learning rate: at the base's 5e-3, 300 steps of its own facts wore the
+            # base's reading down (layer 1's answers: 80.9% -> 77.6%; at 2e-3: 80.4%)
+            model = cfg.base_model(steps=cfg.aggregator_steps, lr=cfg.aggregator_lr)
         else:
             tasks = [(answer_task(k), 1.0 - synth), (read, synth)]
         jobs.append(ChatJob(name, tasks, model, seed=1000 * seed + i, init=base))

@@ -31,6 +31,7 @@ MODEL_FIELDS = (
     "aggregator_steps",
     "batch_size",
     "lr",
+    "aggregator_lr",
 )
 
 
