@@ -80,10 +80,10 @@ OWN = [
 @dataclass
 class BenchConfig:
     reps: int = 3
-    steps: int = 30  # pykan's LBFGS steps (its fit's default grid schedule: updates < step 50)
+    steps: int = 20  # pykan's LBFGS steps (its fit's default grid schedule: updates < step 50)
     cap: float = 3.0  # ours may take up to cap * steps to reach pykan's RMSE
-    tput_steps: int = 10  # LBFGS steps of the throughput runs
-    adam_steps: int = 50
+    tput_steps: int = 5  # LBFGS steps of the throughput runs
+    adam_steps: int = 30
     grid: int = 5
     threads: int = 1
     n_train: int = 1000
@@ -293,10 +293,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, Path]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="1 rep, few steps: a smoke run")
     ap.add_argument("--reps", type=int, help="repetitions, one seed each (default 3)")
-    ap.add_argument("--steps", type=int, help="pykan's LBFGS steps, the target run (30)")
+    ap.add_argument("--steps", type=int, help="pykan's LBFGS steps, the target run (20)")
     ap.add_argument("--cap", type=float, help="ours may take cap x steps to the target (3)")
-    ap.add_argument("--tput-steps", type=int, help="LBFGS steps of the throughput runs (10)")
-    ap.add_argument("--adam-steps", type=int, help="Adam steps of the throughput runs (50)")
+    ap.add_argument("--tput-steps", type=int, help="LBFGS steps of the throughput runs (5)")
+    ap.add_argument("--adam-steps", type=int, help="Adam steps of the throughput runs (30)")
     ap.add_argument("--grid", type=int, help="grid intervals G (5)")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (1)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"result JSON ({OUT.name})")
