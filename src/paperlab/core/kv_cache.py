@@ -92,10 +92,11 @@ class KVCache:
         end = start + key.shape[2]
         if end > self.k[layer].shape[2]:
             self._grow(layer, end)
-        self.k[layer][:, :, start:end] = key
-        self.v[layer][:, :, start:end] = value
+        k, v = self.k[layer], self.v[layer]
+        k.narrow(2, start, end - start).copy_(key)  # in place; one op each (no index tuple)
+        v.narrow(2, start, end - start).copy_(value)
         self.lengths[layer] = end
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        return k.narrow(2, 0, end), v.narrow(2, 0, end)
 
     def _grow(self, layer: int, needed: int) -> None:
         old_k, old_v = self.k[layer], self.v[layer]

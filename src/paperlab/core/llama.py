@@ -100,6 +100,8 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # normalise in float32 and cast back before the scale, exactly as HF does
+        if x.dtype == torch.float32:  # decode fast path: the casts are no-ops, skip dispatching
+            return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps))
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * h.to(x.dtype)
@@ -213,10 +215,20 @@ class Attention(nn.Module):
         if cache is not None:
             key_states, value_states = cache.update(self.layer_idx, key_states, value_states)
         n_rep = self.n_heads // self.n_kv_heads
+        if n_rep == 1:
+            out = F.scaled_dot_product_attention(
+                query_states,
+                key_states,
+                value_states,
+                attn_mask=mask,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_causal,
+            )  # (B, H, T, D)
+            return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))
         gqa = {}
-        if n_rep > 1 and _TORCH_HAS_GQA:
+        if _TORCH_HAS_GQA:
             gqa = {"enable_gqa": True}
-        elif n_rep > 1:
+        else:
             key_states = key_states.repeat_interleave(n_rep, dim=1)
             value_states = value_states.repeat_interleave(n_rep, dim=1)
         out = F.scaled_dot_product_attention(
@@ -242,6 +254,9 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x, cos, sin, mask=None, is_causal=False, cache=None):
         h = self.self_attn(self.input_layernorm(x), cos, sin, mask, is_causal, cache)
+        if not self.training or self.resid_dropout.p == 0.0:  # fast path: dropout is identity
+            x = x + h
+            return x + self.mlp(self.post_attention_layernorm(x))
         x = x + self.resid_dropout(h)
         return x + self.resid_dropout(self.mlp(self.post_attention_layernorm(x)))
 
