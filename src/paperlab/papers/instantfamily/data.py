@@ -258,13 +258,15 @@ def make_scene(
     sides: tuple[int, int] | None = None,
     ids: Tensor | None = None,
     boxes: Tensor | None = None,
+    colour: Tensor | None = None,
 ) -> Scene:
     """``n`` canvases with ``k`` people each (random identities, boxes and colours unless given;
     box sides in ``sides``, default 11-15 px on 32 px, scaled with ``size``)."""
     sides = sides or (round(size * 11 / 32), round(size * 15 / 32))
     ids = random_identities(n * k, generator).view(n, k, ID_DIMS) if ids is None else ids
     boxes = random_boxes(n, k, size, generator, sides=sides) if boxes is None else boxes
-    colour = torch.randint(len(COLOURS), (n,), generator=generator)
+    if colour is None:
+        colour = torch.randint(len(COLOURS), (n,), generator=generator)
     images = compose(ids, boxes, colour, size, generator)
     return Scene(images * 2 - 1, ids, boxes, colour, pose_image(boxes, size))
 

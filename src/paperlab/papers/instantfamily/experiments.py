@@ -158,7 +158,7 @@ def test_batch(cfg: Any, k: int, seed: int) -> dict[str, torch.Tensor]:
     else:
         boxes = grid_boxes(k, cfg.size).expand(n, k, 3).clone()
     colour = torch.randint(len(COLOURS), (n,), generator=gen)
-    real = make_scene(n, k, gen, size=cfg.size, ids=ids, boxes=boxes).images
+    real = make_scene(n, k, gen, size=cfg.size, ids=ids, boxes=boxes, colour=colour).images
     return {"refs": refs, "boxes": boxes, "colour": colour, "real": real}
 
 
