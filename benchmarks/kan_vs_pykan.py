@@ -241,18 +241,25 @@ def run(cfg: BenchConfig, tmp: str) -> list[dict]:
 
 
 def summary(s: dict) -> dict:
+    """Medians over repetitions. The time-to-RMSE ratio counts a repetition in which ours does
+    not reach pykan's RMSE within the cap as infinitely slow (None in the JSON when the
+    median is such a repetition)."""
     reps = s["reps"]
 
     def med(key: str) -> float:
         return statistics.median(r[key] for r in reps)
 
     out = {k: med(k) for k in reps[0] if isinstance(reps[0][k], float)}
+    ratio = statistics.median(r["ratio"] if r["reached"] else math.inf for r in reps)
+    out["ratio"] = ratio if math.isfinite(ratio) else None
     out["reached"] = sum(r["reached"] for r in reps)
     out["reps"] = len(reps)
     return out
 
 
 def fmt_ratio(m: dict) -> str:
+    if m["ratio"] is None:
+        return f"not reached ({m['reached']}/{m['reps']} reps)"
     text = f"{m['ratio']:.2f}"
     return text if m["reached"] == m["reps"] else f"{text} ({m['reached']}/{m['reps']} reached)"
 
@@ -260,7 +267,7 @@ def fmt_ratio(m: dict) -> str:
 def markdown(sets: list[dict]) -> str:
     head = (
         "| function | width | pykan RMSE (target) | pykan s | ours s to target | time-to-RMSE "
-        "ratio | ours RMSE at equal steps | LBFGS steps/s ours / pykan | ratio | Adam "
+        "ratio | ours RMSE at equal steps / best | LBFGS steps/s ours / pykan | ratio | Adam "
         "steps/s ours / pykan | ratio |"
     )
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
@@ -269,7 +276,7 @@ def markdown(sets: list[dict]) -> str:
         lines.append(
             f"| {s['formula']} ({s['source']}) | {list(s['width'])} | {m['pykan_rmse']:.2e} "
             f"| {m['pykan_seconds']:.2f} | {m['ours_seconds_to_target']:.2f} | {fmt_ratio(m)} "
-            f"| {m['ours_rmse_equal_steps']:.2e} "
+            f"| {m['ours_rmse_equal_steps']:.2e} / {m['ours_best_rmse']:.2e} "
             f"| {m['ours_LBFGS_steps_s']:.1f} / {m['pykan_LBFGS_steps_s']:.1f} "
             f"| {m['LBFGS_ratio']:.2f}x "
             f"| {m['ours_Adam_steps_s']:.0f} / {m['pykan_Adam_steps_s']:.0f} "
@@ -344,11 +351,11 @@ def main(argv: list[str] | None = None) -> None:
         s["summary"] = summary(s)
     print(f"\nwall {wall:.0f} s; other programs' load per core {load.load_per_core:.2f}\n")
     print(markdown(sets))
-    ratios = [s["summary"]["ratio"] for s in sets]
+    ratios = [fmt_ratio(s["summary"]) for s in sets]
     names = [s["name"] for s in sets]
     print(
         f"\ntime-to-RMSE ratio (ours / pykan; < 1: ours first): "
-        f"{', '.join(f'{name} {r:.2f}' for name, r in zip(names, ratios, strict=True))}; "
+        f"{', '.join(f'{name} {r}' for name, r in zip(names, ratios, strict=True))}; "
         f"LBFGS steps/s >= {TARGET_SPEEDUP:.0f}x pykan in "
         f"{sum(s['summary']['LBFGS_ratio'] >= TARGET_SPEEDUP for s in sets)}/{len(sets)}"
     )
