@@ -215,7 +215,7 @@ PAPER = PaperClaims(
             ),
             run=experiments.run_direct,
             ours="merged Pearson {merged_pearson:.2f} (absolute expert {expert_pearson:.2f}); "
-            "parse failures {merged_abs_parse_failures:.2f}",
+            "parse failures {merged_abs_parse_failures:.2f}; base parses {base_parse:.2f}",
         ),
         Claim(
             id="unified",

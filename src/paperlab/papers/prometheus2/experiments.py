@@ -43,6 +43,9 @@ FORMAT_FIELDS = (*BASE_FIELDS, "format_steps", "format_lr", "finetune_warmup")
 MODEL_FIELDS = (*FORMAT_FIELDS, "expert_steps", "finetune_lr")
 
 
+INPROCESS_BATCH = 64  # requests decoded together by the in-process client
+
+
 def base_spec(cfg: Any) -> dict[str, Any]:
     return {name: getattr(cfg, name) for name in BASE_FIELDS}
 
@@ -123,7 +126,7 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
     )
     names = list(miniature.evaluator_names())
 
-    def judge_for(client: LLMClient, name: str) -> PrometheusJudge:
+    def judge_for(client: LLMClient, name: str, concurrency: int) -> PrometheusJudge:
         return PrometheusJudge(
             client=client,
             model=name,
@@ -132,7 +135,7 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
             absolute_template=miniature.ABSOLUTE_TEMPLATE,
             relative_template=miniature.RELATIVE_TEMPLATE,
             system_prompts=False,
-            concurrency=cfg.concurrency,
+            concurrency=concurrency,
         )
 
     if not cfg.serve:
@@ -140,8 +143,13 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
             name: load_chat_model(d, device=ctx.device)[0]
             for name, d in zip(names, dirs, strict=True)
         }
-        client = InProcessClient(models, max_batch=cfg.concurrency)
-        return {name: grade_with(judge_for(client, name), items, pairs) for name in names}
+        # batches of INPROCESS_BATCH requests: the outputs do not depend on the batch (each
+        # request is sampled with its own seed), only the CPU does
+        client = InProcessClient(models, max_batch=INPROCESS_BATCH)
+        return {
+            name: grade_with(judge_for(client, name, INPROCESS_BATCH), items, pairs)
+            for name in names
+        }
 
     # over HTTP: grading is nearly all server CPU (one model forward per token, one thread a
     # server): `workers` servers, each grading its share of the evaluators, use every core. The
@@ -151,7 +159,7 @@ def evaluate_all(ctx: RunContext) -> dict[str, dict[str, float]]:
     def grade_share(k: int) -> dict[str, dict[str, float]]:
         client = LLMClient(servers[k].config(max_concurrency=cfg.concurrency))
         return {
-            name: grade_with(judge_for(client, name), items, pairs)
+            name: grade_with(judge_for(client, name, cfg.concurrency), items, pairs)
             for name in names[k :: len(servers)]
         }
 

@@ -122,7 +122,8 @@ def relative_example(rng: random.Random) -> tuple[list[dict[str, str]], str]:
 
 
 # -- the base's format stage -------------------------------------------------------------------
-# The paper's experts are fine-tuned from Mistral-7B-Instruct (Sec. 3.3): a shared base that
+# DEVIATION: the shared base is our arithmetic base plus this format stage, standing in for the
+# paper's instruction-tuned Mistral (Sec. 4). The paper's experts start from a base that
 # already follows instructions and writes a critique, so the two fine-tunings only teach each
 # its format's grading. Our arithmetic base has never seen an evaluation prompt; fine-tuned
 # from it, the experts both learn the output format itself from scratch, and their merges wrote
