@@ -57,7 +57,7 @@ class Prometheus2ClaimsConfig:
     parse_retries: int = 1  # DEVIATION: official 10; grading time (README, "Time")
     concurrency: int = 16
     workers: int = 2  # fine-tuning threads, and grading servers (serve=True)
-    serve: bool = False  # grade over HTTP through `paperlab serve` (same outputs, ~20x the CPU)
+    serve: bool = False  # grade over HTTP through `paperlab serve` (same outputs, ~10x the CPU)
 
     def __post_init__(self) -> None:
         if self.format_steps < 0 or self.format_lr <= 0:

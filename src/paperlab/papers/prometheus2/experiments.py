@@ -6,7 +6,7 @@ cache); then one function per claim (`run_<claim>(ctx) -> figures`).
 The judge's requests go to `InProcessClient` (the models decoded in batches in this process;
 the same outputs as `paperlab serve` for the same requests and seeds, tested) unless
 `serve=True`, which grades over HTTP through `paperlab serve` and the real client as a user's
-model would be (~20x the CPU: the server decodes one request at a time).
+model would be (~10x the CPU: the server decodes one request at a time).
 """
 
 from __future__ import annotations
@@ -247,6 +247,9 @@ def run_unified(ctx: RunContext) -> dict[str, float]:
         "merged_accuracy": m["accuracy"],
         "absolute_expert_accuracy": a["accuracy"],
         "relative_expert_pearson": r["pearson"],
+        # each expert on the other format: does it still write that format?
+        "absolute_expert_rel_parse_failures": a["rel_parse_failures"],
+        "relative_expert_abs_parse_failures": r["abs_parse_failures"],
         "pearson_gap": m["pearson"] - a["pearson"],
         "accuracy_gap": m["accuracy"] - r["accuracy"],
     }
