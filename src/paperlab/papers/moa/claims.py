@@ -61,7 +61,8 @@ class MoAClaimsConfig:
     aggregator_steps: int = 300
     batch_size: int = 32
     lr: float = 5e-3
-    # the aggregator's fine-tuning: at 5e-3 its own facts wore the base's reading down
+    # DEVIATION: the aggregator's fine-tuning is gentler than the others': at 5e-3 its own facts
+    # wore the base's reading down (layer 1's answers: 80.9% -> 74.9-77.6%; at 2e-3: 80.4%)
     aggregator_lr: float = 2e-3
     temperature: float = 0.7  # Sec. 3.1
     aggregator_temperature: float = 0.7

@@ -156,7 +156,9 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     # not always the plurality) gave an aggregator that read layer 1's answers 4 points below
     # a majority vote over them; on agreement_task it came within 2 points of the vote. Ties:
     # a base that had never seen one read layer 1's answers at 77.8% (vote 80.0%; in ties it
-    # sometimes gave a code nobody tied on); 300 more steps with ties read them at 80.9%
+    # sometimes gave a code nobody tied on); 300 more steps with ties read them at 80.9%.
+    # DEVIATION: our synthetic reading data; the tie prior (earlier reference) holds because
+    # MoA lists our proposers best first
     plurality = agreement_task(facts, taken, refs=refs, ties=True)
     base = None
     for phase, task, steps in (
