@@ -58,6 +58,9 @@ class ImageLLMConfig:
     max_text_len: int = 96  # bytes of prompt + answer + the 3 special tokens
     max_visual_tokens: int | None = None  # None -> the ViT's patch count (one image)
     dropout: float = 0.0
+    # > 0: a convolutional stem of that width before the patch embedding (ViT's "hybrid"
+    # input, Dosovitskiy et al. 2020 Sec. 3.1); 0: the plain ViT on pixels (LLaVA's CLIP ViT)
+    stem_channels: int = 0
 
     def __post_init__(self) -> None:
         for name in ("image_size", "patch_size", "channels", "vit_dim", "vit_depth", "dim"):
@@ -91,6 +94,10 @@ class ImageLLMConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ImageLLMConfig: dropout must be in [0, 1), got {self.dropout}")
+        if self.stem_channels < 0:
+            raise ValueError(
+                f"ImageLLMConfig: stem_channels must be >= 0, got {self.stem_channels}"
+            )
 
     @property
     def num_patches(self) -> int:
@@ -130,6 +137,22 @@ class Projector(nn.Module):
         return self.linear_2(self.act(self.linear_1(x)))
 
 
+class ConvStem(nn.Module):
+    """Two 3x3 convolutions with GELUs at full resolution: (B, C, H, W) -> (B, width, H, W).
+    The hybrid ViT's idea (a CNN's feature map is patchified instead of pixels, ViT Sec. 3.1)
+    at the smallest size: local, translation-equivariant features, so a patch holding a small
+    object anywhere in it still yields a token that names its colour and shape."""
+
+    def __init__(self, in_channels: int, width: int):
+        super().__init__()
+        self.conv_1 = nn.Conv2d(in_channels, width, 3, padding=1)
+        self.act = nn.GELU()
+        self.conv_2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.conv_2(self.act(self.conv_1(x))))
+
+
 class ImageLLM(nn.Module):
     """ViT (patch tokens) -> :class:`Projector` -> visual tokens -> :class:`Llama` (bytes)."""
 
@@ -139,10 +162,12 @@ class ImageLLM(nn.Module):
         # DEVIATION: LLaVA uses a frozen pre-trained CLIP ViT-L/14 and its penultimate layer's
         # patch features; here a small ViT (mean pool, so no class token) is trained from
         # scratch with the rest and its last layer (after the final norm) is read.
+        stem = config.stem_channels
+        self.stem = ConvStem(config.channels, stem) if stem else None
         self.vision = ViT(
             image_size=config.image_size,
             patch_size=config.patch_size,
-            in_channels=config.channels,
+            in_channels=stem or config.channels,
             num_classes=1,
             dim=config.vit_dim,
             depth=config.vit_depth,
@@ -183,7 +208,8 @@ class ImageLLM(nn.Module):
             raise ValueError(f"images must be (B, {', '.join(map(str, expected))}), got {got}")
         if images.shape[0] == 0:
             raise ValueError("images: the batch is empty")
-        return self.vision.tokens(images.to(self.device, torch.float32))
+        x = images.to(self.device, torch.float32)
+        return self.vision.tokens(x if self.stem is None else self.stem(x))
 
     def project(self, feats: Tensor) -> Tensor:
         """(B, N, vit_dim) -> (B, N, dim) visual tokens in the word-embedding space."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +149,17 @@ def _scenes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_and_save(
+    args: argparse.Namespace, model: Any, fit: Callable[..., Any], what: str
+) -> int:
+    """The train-captioner / train-clip tail: ``fit`` for ``--steps`` batches of
+    ``--batch-size``, save ``model`` to ``--out`` (safetensors), print the final loss."""
+    history = fit(steps=args.steps, batch_size=args.batch_size, progress=not args.no_progress)
+    path = model.save_pretrained(args.out)
+    print(f"{what}: final loss {history['loss'][-1]:.3f}; {path}")
+    return 0
+
+
 def _train_captioner(args: argparse.Namespace, device: str) -> int:
     import torch
 
@@ -177,19 +190,8 @@ def _train_captioner(args: argparse.Namespace, device: str) -> int:
         max_text_len=len(PROMPT) + 3 + max(S.MAX_CAPTION_BYTES, 160),
     )
     model = ImageLLM(cfg)
-    history = train_image_llm(
-        model,
-        examples,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=device,
-        progress=not args.no_progress,
-    )
-    path = model.save_pretrained(args.out)
-    print(f"captioner: {len(examples)} examples, final loss {history['loss'][-1]:.3f}; {path}")
-    return 0
+    fit = partial(train_image_llm, model, examples, lr=args.lr, seed=args.seed, device=device)
+    return _train_and_save(args, model, fit, f"captioner: {len(examples)} examples")
 
 
 def _caption(args: argparse.Namespace, device: str) -> int:
@@ -260,20 +262,8 @@ def _train_clip(args: argparse.Namespace, device: str) -> int:
     texts = mixed_captions(
         [r["org_caption"] for r in records], [r["re_caption"] for r in records], p=p, seed=args.seed
     )
-    history = train_clip(
-        model,
-        images,
-        texts,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        device=device,
-        progress=not args.no_progress,
-    )
-    path = model.save_pretrained(args.out)
-    print(f"CLIP at p={p:g} on {len(records)} pairs: loss {history['loss'][-1]:.3f}; {path}")
-    return 0
+    fit = partial(train_clip, model, images, texts, lr=args.lr, seed=args.seed, device=device)
+    return _train_and_save(args, model, fit, f"CLIP at p={p:g} on {len(records)} pairs")
 
 
 def _eval(args: argparse.Namespace, device: str) -> int:

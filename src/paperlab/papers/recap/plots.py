@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from paperlab.claims import RunContext
 from paperlab.core.data.images import image_grid
 
@@ -22,8 +24,9 @@ def plot_examples(ctx: RunContext, w: dict[str, Any], r: dict[str, Any], n: int 
     ctx.save_figure(fig, "recaptions.png")
 
 
-def plot_mixture(ctx: RunContext, runs: dict[float, dict[str, Any]]) -> None:
-    """R@1 (short, long queries, their mean) and zero-shot accuracy per mixing ratio p."""
+def plot_mixture(ctx: RunContext, runs: dict[float, list[dict[str, Any]]]) -> None:
+    """R@1 (short, long queries, their mean) and zero-shot accuracy per mixing ratio p: the
+    mean over the training seeds, each seed as a dot (the spread)."""
     ps = sorted(runs)
     fig, ax = ctx.figure(figsize=(5.2, 3.4))
     for key, label in (
@@ -32,7 +35,10 @@ def plot_mixture(ctx: RunContext, runs: dict[float, dict[str, Any]]) -> None:
         ("avg_r1", "R@1 mean"),
         ("zero_shot", "zero-shot subject acc."),
     ):
-        ax.plot(ps, [runs[p][key] for p in ps], marker="o", label=label)
+        line = ax.plot(ps, [np.mean([r[key] for r in runs[p]]) for p in ps], label=label)
+        for p in ps:
+            ys = [r[key] for r in runs[p]]
+            ax.scatter([p] * len(ys), ys, s=10, color=line[0].get_color())
     ax.set_xlabel("p = share of original (web) captions")
     ax.set_ylabel("held-out scenes")
     ax.set_ylim(0, 1)
