@@ -21,6 +21,7 @@ of fine-tuned checkpoints (`merge_state_dicts`, `merge_checkpoints`).
     merged = merge_state_dicts(base, [absolute_expert, relative_expert], method="linear")
 """
 
+from paperlab.papers.prometheus2.inprocess import InProcessClient
 from paperlab.papers.prometheus2.judge import (
     AbsoluteGrade,
     PrometheusJudge,
@@ -50,6 +51,7 @@ from paperlab.papers.prometheus2.prompts import (
 )
 
 __all__ = [
+    "InProcessClient",
     "ABSOLUTE_PROMPT",
     "ABSOLUTE_PROMPT_WO_REF",
     "ABS_SYSTEM_PROMPT",
