@@ -15,7 +15,10 @@
 
 Procedural scenes of 2-4 objects (colour, shape, size, cell) stand in for DataComp; the web
 captions name the large subject in a few templates, 25% of them another scene's subject.
-Criteria are fixed here; gaps are judged with paired bootstraps over the held-out queries.
+Criteria are fixed here; the CLIPs are trained at every p with ``seeds`` training seeds, and gaps
+are judged on the seed means with paired bootstraps over the held-out queries (of the
+seed-averaged hits) plus the sign of every seed's own gap; the captioner's held-out object F1
+and the best long-query R@1 are the powering figures.
 """
 
 from __future__ import annotations

@@ -102,8 +102,9 @@ def captioner(ctx: RunContext) -> tuple[ImageLLM, dict]:
         )
         scenes = list(w["clean"]) * cfg.cap_renders
         with torch_threads(1):  # a model this small is faster on one thread (per-op overhead)
-            # stage 0 (vision.py): the encoder learns to see, as LLaVA's CLIP ViT comes
-            # pre-trained; then it is frozen while the projector and decoder learn to caption
+            # DEVIATION: stage 0 (vision.py): the encoder is pre-trained on the clean captions'
+            # per-cell objects (LLaVA's CLIP ViT-L/14 comes pre-trained on 400M pairs); then it
+            # is frozen while the projector and decoder learn to caption, as in LLaVA-1.5
             vision = pretrain_vision(
                 model,
                 images,
