@@ -8,16 +8,16 @@
                     Table 6); task arithmetic, TIES and DARE are reported side by side.
 
 Miniature (miniature.py): a tiny byte-level base pre-trained on 2-digit arithmetic
-(`paperlab.core.llm.evaluators`); an absolute expert and a relative expert fine-tuned from it,
-a joint model fine-tuned on both (as many examples as the two experts together), and the
+(`paperlab.core.llm.evaluators`), then a format stage (both formats' prompts and reply shapes
+with random results: it writes the format, not the grades), as the paper's experts start from
+an instruction-tuned base; an absolute expert and a relative expert fine-tuned from it, a
+joint model fine-tuned on both (as many examples as the two experts together), and the
 experts' weight merges (merge.py; linear 0.5/0.5 as the 7B). The true 1-5 score of every
 response is known by construction (`paperlab.core.data.graded`), standing in for GPT-4's and
-the humans' scores. Every evaluator is served by `paperlab serve` and graded through
-`PrometheusJudge` with the real client: Pearson, pairwise accuracy, parse failures and
-position consistency. The shared base goes through a format stage first (both formats' shapes with
-random results: it writes the format, not the grades), as the paper's experts start from an
-instruction-tuned base. Each expert must do its own format and the base must write both (the
-powering figures) or the claims are inconclusive.
+the humans' scores. Every evaluator, the base included, is graded through `PrometheusJudge`
+(over the in-process batched client, or `paperlab serve` with `serve=True`): Pearson,
+pairwise accuracy, parse failures and position consistency. Each expert must do its own
+format and the base must write both (the powering figures) or the claims are inconclusive.
 """
 
 from __future__ import annotations
