@@ -220,6 +220,7 @@ def _step(
             m += 1
         verified = pred[: m + 1]
     else:
+        # DEVIATION: sampled self-speculation (our extension; the paper's is greedy only)
         generator = sampling["generator"]
         p = logits_to_probs(logits, **_warp(sampling))
         verified = verify_sampled(p, drafts, qs, generator)
