@@ -223,6 +223,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="eta_sweep",
+            timed=True,  # compares wall times: a busy machine withholds it
             statement="the second early exit matters: stopping drafting when the draft's top-1 "
             "probability < eta beats always drafting gamma tokens (eta=0) (Sec. 4.3); judged "
             "on sampled decoding, where the draft is uncertain",
@@ -241,6 +242,7 @@ PAPER = PaperClaims(
         ),
         Claim(
             id="adapter",
+            timed=True,  # compares wall times: a busy machine withholds it
             statement="the adapter matters: drafting from the exit layer straight into the LM "
             "head is slower (Sec. 4.3, Table 3, 'w/o adapter')",
             paper_figure="speedup drops without the adapter (Table 3)",
