@@ -296,6 +296,8 @@ def run_more_people(ctx: RunContext, *, floor: float) -> dict[str, float]:
         m[f"k{k}_gap"] = float((f["single"] - f["random"]).mean())
         m[f"k{k}_band"] = paired_band(f["single"], f["random"], floor)
         m[f"k{k}_chance_mixing"] = (k - 1) / k
-    m["retained"] = min(m["k3_gap"], m["k4_gap"]) / max(m["k2_gap"], 1e-9)
+    # the share of the 2-person gap kept with 3-4 people (undefined without a 2-person gap)
+    worst = min(m["k3_gap"], m["k4_gap"])
+    m["retained"] = worst / m["k2_gap"] if m["k2_gap"] > 0 else float("nan")
     _plot(ctx, "more_people.png", 4, [("global_local", True)])
     return m
