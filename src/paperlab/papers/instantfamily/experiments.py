@@ -296,8 +296,8 @@ def run_more_people(ctx: RunContext, *, floor: float) -> dict[str, float]:
         m[f"k{k}_gap"] = float((f["single"] - f["random"]).mean())
         m[f"k{k}_band"] = paired_band(f["single"], f["random"], floor)
         m[f"k{k}_chance_mixing"] = (k - 1) / k
-    # the share of the 2-person gap kept with 3-4 people (undefined without a 2-person gap)
+    # the share of the 2-person gap kept with 3-4 people (0 when there is no 2-person gap)
     worst = min(m["k3_gap"], m["k4_gap"])
-    m["retained"] = worst / m["k2_gap"] if m["k2_gap"] > 0 else float("nan")
+    m["retained"] = worst / m["k2_gap"] if m["k2_gap"] > 0 else 0.0
     _plot(ctx, "more_people.png", 4, [("global_local", True)])
     return m
