@@ -52,7 +52,7 @@ class RecapConfig:
     clip_depth: int = 2
     context_length: int = 136  # bytes + [SOT] + [EOT]: the long captions fit (max 133)
     causal: bool = False
-    clip_steps: int = 450
+    clip_steps: int = 900
     clip_batch: int = 64
     clip_lr: float = 3e-3
     ps: tuple[float, ...] = (0.0, 0.5, 1.0)  # shares of original captions
