@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from paperlab.core.stats import (
+    chain_marginals,
+    chi_square_goodness_of_fit,
     chi_square_homogeneity,
     cohen_kappa,
     kendall_tau,
@@ -77,3 +79,33 @@ def test_majority_and_bootstrap():
     assert mean == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
     mean, lo, hi = paired_bootstrap(a, np.zeros(200), seed=0)
     assert lo < mean < hi and lo > 0.7
+
+
+def test_chi_square_goodness_of_fit_matches_scipy_and_pools_small_categories():
+    from scipy.stats import chisquare
+
+    samples = [0] * 30 + [1] * 50 + [2] * 20 + [3] * 25
+    probs = [0.2, 0.4, 0.2, 0.2]
+    ref = chisquare([30, 50, 20, 25], [p * 125 for p in probs])
+    assert chi_square_goodness_of_fit(samples, probs) == pytest.approx(ref.pvalue, rel=1e-6)
+    # categories expecting < 5 are pooled: 0.01 and 0.02 of 100 samples become one category
+    pooled = chisquare([60, 37, 3], [60.0, 37.0, 3.0])
+    p = chi_square_goodness_of_fit([0] * 60 + [1] * 37 + [2, 2, 3], [0.6, 0.37, 0.01, 0.02])
+    assert p == pytest.approx(pooled.pvalue)
+    assert chi_square_goodness_of_fit([0, 3], [0.5, 0.5, 0.0, 0.0]) == 0.0  # outside support
+    with pytest.raises(ValueError, match="samples"):
+        chi_square_goodness_of_fit([5], [0.5, 0.5])
+
+
+def test_chain_marginals_of_a_two_token_chain():
+    import torch
+
+    def next_probs(seqs):  # repeat the last token with 0.8, switch with 0.2
+        last = seqs[:, -1]
+        probs = torch.full((len(seqs), 2), 0.2)
+        probs[torch.arange(len(seqs)), last] = 0.8
+        return probs
+
+    first, second = chain_marginals(next_probs, [0], vocab=2, steps=2)
+    assert first.tolist() == pytest.approx([0.8, 0.2])
+    assert second.tolist() == pytest.approx([0.8 * 0.8 + 0.2 * 0.2, 2 * 0.8 * 0.2])

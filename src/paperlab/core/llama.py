@@ -215,20 +215,10 @@ class Attention(nn.Module):
         if cache is not None:
             key_states, value_states = cache.update(self.layer_idx, key_states, value_states)
         n_rep = self.n_heads // self.n_kv_heads
-        if n_rep == 1:
-            out = F.scaled_dot_product_attention(
-                query_states,
-                key_states,
-                value_states,
-                attn_mask=mask,
-                dropout_p=self.dropout if self.training else 0.0,
-                is_causal=is_causal,
-            )  # (B, H, T, D)
-            return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))
-        gqa = {}
-        if _TORCH_HAS_GQA:
+        gqa = {}  # plain multi-head attention passes nothing extra
+        if n_rep > 1 and _TORCH_HAS_GQA:
             gqa = {"enable_gqa": True}
-        else:
+        elif n_rep > 1:
             key_states = key_states.repeat_interleave(n_rep, dim=1)
             value_states = value_states.repeat_interleave(n_rep, dim=1)
         out = F.scaled_dot_product_attention(

@@ -1,5 +1,6 @@
 """Statistics shared by the claims, through scipy and scikit-learn where they exist: paired
-bootstrap intervals, majority votes, a two-sample chi-square test, rank correlations that
+bootstrap intervals, majority votes, two-sample and goodness-of-fit chi-square tests (with
+the exact marginals of a sampling chain to test samplers against), rank correlations that
 handle ties (Spearman, Kendall tau-b), Pearson, Cohen's kappa."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,6 +72,53 @@ def chi_square_homogeneity(
         return 0.0, 0, 1.0
     stat, p, dof, _ = chi2_contingency(table, correction=False)
     return float(stat), int(dof), float(p)
+
+
+def chi_square_goodness_of_fit(
+    samples: Sequence[int] | np.ndarray, probs: Sequence[float] | np.ndarray
+) -> float:
+    """p-value of Pearson's chi-square test that ``samples`` (category ids) follow ``probs``;
+    categories expecting fewer than 5 samples are pooled into one, and a sample outside the
+    support of ``probs`` gives 0 (the lossless-sampling tests of speculative decoding)."""
+    from scipy.stats import chi2
+
+    samples = np.asarray(samples, dtype=np.int64).ravel()
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    if not len(samples) or samples.min() < 0 or samples.max() >= len(probs):
+        raise ValueError(f"samples: need ids in [0, {len(probs)}), got {len(samples)} samples")
+    counts = np.bincount(samples, minlength=len(probs)).astype(np.float64)
+    support = probs > 0
+    if counts[~support].sum() > 0:
+        return 0.0
+    observed = counts[support]
+    expected = probs[support] / probs[support].sum() * len(samples)
+    small = expected < 5
+    if small.any():
+        observed = np.append(observed[~small], observed[small].sum())
+        expected = np.append(expected[~small], expected[small].sum())
+    if len(observed) < 2:
+        return 1.0
+    stat = float(((observed - expected) ** 2 / expected).sum())
+    return float(chi2.sf(stat, len(observed) - 1))
+
+
+def chain_marginals(next_probs: Any, prompt: Sequence[int], vocab: int, steps: int) -> list[Any]:
+    """The exact marginal distribution (float64 tensors of ``vocab``) of each of the first
+    ``steps`` tokens sampled after ``prompt`` from ``next_probs(seqs (B, t)) -> (B, vocab)``,
+    by enumerating all vocab^(steps - 1) prefixes: the reference a sampler must match."""
+    import torch
+
+    if steps < 1 or vocab < 1:
+        raise ValueError(f"steps={steps}, vocab={vocab}: both must be >= 1")
+    seqs, weight, out = torch.tensor([list(prompt)]), torch.ones(1, dtype=torch.float64), []
+    with torch.no_grad():
+        for _ in range(steps):
+            joint = next_probs(seqs).double() * weight[:, None]  # (B, vocab)
+            out.append(joint.sum(0))
+            following = torch.arange(vocab).repeat(seqs.shape[0])[:, None]
+            seqs = torch.cat([seqs.repeat_interleave(vocab, 0), following], dim=1)
+            weight = joint.reshape(-1)
+    return out
 
 
 def _pair(x: Sequence[float], y: Sequence[float], what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from paperlab.core.generate import logits_to_probs
+from paperlab.core.stats import chain_marginals, chi_square_goodness_of_fit
 from paperlab.papers.mtp import (
     DraftHeads,
     MTPConfig,
@@ -30,35 +31,6 @@ def small_model(seed: int = 0, **overrides) -> MultiTokenLlama:
     return model
 
 
-@torch.no_grad()
-def exact_marginals(next_probs, prompt: list[int], steps: int) -> list[torch.Tensor]:
-    """Marginals of the first `steps` new tokens of the chain `next_probs(seqs) -> (B, V)`,
-    by enumerating all V^(steps-1) prefixes."""
-    seqs, weight, out = torch.tensor([prompt]), torch.ones(1, dtype=torch.float64), []
-    for _ in range(steps):
-        joint = next_probs(seqs).double() * weight[:, None]
-        out.append(joint.sum(0))
-        nxt = torch.arange(V).repeat(seqs.shape[0])[:, None]
-        seqs = torch.cat([seqs.repeat_interleave(V, 0), nxt], dim=1)
-        weight = joint.reshape(-1)
-    return out
-
-
-def gof_pvalue(samples: torch.Tensor, probs: torch.Tensor) -> float:
-    """Chi-square goodness of fit (categories expecting < 5 pooled); 0 outside the support."""
-    counts = torch.bincount(samples, minlength=len(probs)).double()
-    support = probs > 0
-    if counts[~support].sum() > 0:
-        return 0.0
-    obs, expected = counts[support], probs[support] / probs[support].sum() * len(samples)
-    small = expected < 5
-    if small.any():
-        obs = torch.cat([obs[~small], obs[small].sum()[None]])
-        expected = torch.cat([expected[~small], expected[small].sum()[None]])
-    stat = float(((obs - expected) ** 2 / expected).sum())
-    return float(torch.special.gammaincc(torch.tensor((len(obs) - 1) / 2), torch.tensor(stat / 2)))
-
-
 def test_self_speculative_sampling_matches_exact_head1_marginals():
     model = small_model()
     warp = {"temperature": 0.9, "top_p": 0.95}  # the claims' range, and a warp on p and q alike
@@ -66,7 +38,7 @@ def test_self_speculative_sampling_matches_exact_head1_marginals():
     def head1_probs(seqs):
         return logits_to_probs(model(seqs, n_heads=1)[:, -1, 0], **warp)
 
-    exact = exact_marginals(head1_probs, PROMPT, NEW)
+    exact = chain_marginals(head1_probs, PROMPT, V, NEW)
     gen = torch.Generator().manual_seed(0)
     results = [
         self_speculative_generate(model, PROMPT, max_new_tokens=NEW, generator=gen, **warp)
@@ -80,9 +52,9 @@ def test_self_speculative_sampling_matches_exact_head1_marginals():
         heads = logits_to_probs(model(torch.tensor([PROMPT]))[0, -1], **warp)  # (n, V)
     lossy = torch.multinomial(heads, N, replacement=True, generator=gen).T  # (N, n)
     for t in range(NEW):
-        assert gof_pvalue(samples[:, t], exact[t]) > 1e-3, t
+        assert chi_square_goodness_of_fit(samples[:, t], exact[t]) > 1e-3, t
         if t > 0:  # token 1 is head 1's in both
-            assert gof_pvalue(lossy[:, t], exact[t]) < 1e-3, t  # the test has power
+            assert chi_square_goodness_of_fit(lossy[:, t], exact[t]) < 1e-3, t  # the test has power
 
 
 def test_verify_sampled_accepts_when_draft_equals_target():
