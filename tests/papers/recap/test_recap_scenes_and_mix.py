@@ -124,6 +124,8 @@ def test_cli_end_to_end_at_toy_size(tmp_path, capsys):
                 str(cap),
                 "--steps",
                 "2",
+                "--vision-steps",  # the encoder stage, then the frozen-encoder captioning
+                "2",
                 "--dim",
                 "16",
                 *flags,
@@ -131,6 +133,10 @@ def test_cli_end_to_end_at_toy_size(tmp_path, capsys):
         )
         == 0
     )
+    assert "encoder: per-cell accuracy" in capsys.readouterr().out
+    bad = ["recap", "train-captioner", str(demo), "--out", str(tmp_path / "x")]
+    assert main([*bad, "--vision-steps", "-1"]) == 2
+    assert "--vision-steps" in capsys.readouterr().err and not (tmp_path / "x").exists()
     argv = ["recap", "caption", str(demo), "--captioner", str(cap), "--out", str(rc)]
     assert main([*argv, "--batch-size", "5", "--max-new-tokens", "8", *flags]) == 0
     assert "12 of 12 images captioned" in capsys.readouterr().out

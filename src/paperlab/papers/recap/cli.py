@@ -69,6 +69,14 @@ def add_parser(sub: Any) -> None:
     t.add_argument("scenes", type=Path, help="a folder written by `paperlab recap scenes`")
     t.add_argument("--out", type=Path, required=True, help="folder for the captioner")
     t.add_argument("--steps", type=int, default=600, help="optimizer steps (600)")
+    t.add_argument(
+        "--vision-steps",
+        type=int,
+        default=1500,
+        help="steps of the first stage, the encoder trained on the objects the captions state, "
+        "then frozen while the decoder learns to caption, as `reproduce recap` does "
+        "(1500; 0: one stage, the encoder trained with the decoder)",
+    )
     t.add_argument("--batch-size", type=int, default=32, help="examples per step (32)")
     t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (3e-3)")
     t.add_argument("--dim", type=int, default=64, help="ViT and decoder width (64)")
@@ -171,12 +179,16 @@ def _train_captioner(args: argparse.Namespace, device: str) -> int:
     require_positive(args, "steps", "batch_size", "dim")
     if args.dim % 8:
         raise UserError(f"--dim must be a multiple of 8, got {args.dim}")
-    examples = []
+    if args.vision_steps < 0:
+        raise UserError(f"--vision-steps must be >= 0, got {args.vision_steps}")
+    examples, scenes = [], []
     for f in image_files(args.scenes, arg="scenes"):
         truth = f.with_suffix(".json")
         if truth.is_file():
             caption = json.loads(truth.read_text())["long_caption"]
             examples.append((read_image(f, size=S.IMAGE_SIZE), PROMPT, caption))
+            objects = sorted(S.parse_caption(caption), key=lambda o: o.cell)
+            scenes.append(S.Scene(tuple(objects)))
     if not examples:
         raise UserError(f"scenes: {args.scenes} has no <key>.png with a <key>.json truth")
     torch.manual_seed(args.seed)
@@ -190,7 +202,31 @@ def _train_captioner(args: argparse.Namespace, device: str) -> int:
         max_text_len=len(PROMPT) + 3 + max(S.MAX_CAPTION_BYTES, 160),
     )
     model = ImageLLM(cfg)
-    fit = partial(train_image_llm, model, examples, lr=args.lr, seed=args.seed, device=device)
+    if args.vision_steps:
+        from paperlab.papers.recap.vision import cell_labels, pretrain_vision
+
+        images = torch.stack([image for image, _, _ in examples])
+        history = pretrain_vision(
+            model,
+            images,
+            cell_labels(scenes),
+            steps=args.vision_steps,
+            batch_size=64,
+            lr=args.lr,
+            seed=args.seed,
+            device=device,
+            progress=not args.no_progress,
+        )
+        print(f"encoder: per-cell accuracy {history['cell_acc'][-1]:.2f} (training batches)")
+    fit = partial(
+        train_image_llm,
+        model,
+        examples,
+        lr=args.lr,
+        seed=args.seed,
+        device=device,
+        freeze_vision=args.vision_steps > 0,  # LLaVA-1.5 keeps its pre-trained encoder frozen
+    )
     return _train_and_save(args, model, fit, f"captioner: {len(examples)} examples")
 
 
