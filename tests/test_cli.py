@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperlab.catalog import PAPERS
+from paperlab import catalog
+from paperlab.catalog import PAPERS, PaperInfo
 from paperlab.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +58,6 @@ def test_planned_papers_have_no_verdict(capsys):
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA"),
         ),
         (["reproduce", "fake", "--claim", "zzz"], "unknown claim 'zzz'"),
-        (["reproduce", "instantfamily"], "planned, not implemented"),
         (["reproduce", "kan", "--set", "functions=nope"], "unknown function(s) nope"),
         (["reproduce", "kan", "--set", "grids_b=5,3"], "must be increasing"),
     ],
@@ -70,6 +70,21 @@ def test_bad_input_one_line_exit_2_nothing_written(fake_paper, tmp_path, capsys,
     assert message in err
     assert len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_a_planned_paper_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    # all 25 papers are implemented now: a paper added to the catalog before its package is
+    # the planned one
+    papers = dict(catalog.PAPERS)
+    papers["later"] = PaperInfo("later", "A Paper Not Built Yet", "0000.00001", catalog.MODELS)
+    monkeypatch.setattr(catalog, "PAPERS", papers)
+    out = tmp_path / "runs"
+    assert run_main(["reproduce", "later", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "planned, not implemented" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["list"]) == 0
+    assert re.search(r"^later\s+\|.*\| planned", capsys.readouterr().out, re.M)
 
 
 def test_unwritable_out_dir(fake_paper, tmp_path, capsys):
@@ -94,7 +109,7 @@ def test_reproduce_then_report(fake_paper, tmp_path, capsys):
     for slug in PAPERS:
         assert f'id="{slug}"' in html and f"### {slug}:" in md
     assert "A Fake Paper for Testing" in md and "holds" in md
-    assert "planned" in md  # papers without results
+    assert "not run yet" in md  # implemented papers without results (none is planned now)
 
 
 def test_show_config(fake_paper, capsys):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from functools import partial
+from types import MappingProxyType
 
 from paperlab.claims import Claim, PaperClaims, custom
 from paperlab.papers.instantfamily import experiments, verdicts
@@ -87,7 +88,7 @@ SIM_FLOOR = 0.02  # the smallest similarity gap that counts
 MIX_FLOOR = 0.05  # the smallest mixing-rate gap that counts
 MIN_RETAINED = 0.7  # 3-4 people keep this share of the 2-person gap above random
 MAX_MIX_SHARE = 0.5  # 3-4 people: mixing at most half of chance ((k-1)/k)
-POWER = dict(min_accuracy=MIN_JUDGE_ACCURACY, min_gap=MIN_GENERATION_GAP)
+POWER = MappingProxyType({"min_accuracy": MIN_JUDGE_ACCURACY, "min_gap": MIN_GENERATION_GAP})
 
 PRESETS = {
     "tiny": dict(
