@@ -27,11 +27,12 @@ classes of the same corpus. The runs are in ``experiments.py``, the figures in `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from paperlab.claims import Claim, PaperClaims, all_of, at_least, custom
 from paperlab.core.lm import DecodeTarget
 from paperlab.core.text_quality import quality_gated
-from paperlab.papers.kangaroo import experiments
+from paperlab.papers.kangaroo import experiments, verdicts
 
 ALPHA = 0.01  # claim 5: the significance level of the chi-square tests (fixed before the runs)
 QUALITY_FLOOR = 0.5  # claims 1-4: mean distinct-4 of the decoded text must reach this
@@ -148,24 +149,6 @@ PRESETS = {
 }
 
 
-def judge_lossless(m) -> tuple[str, str]:
-    """Holds when the test finds no difference for Kangaroo and detects the draft alone."""
-    if m["p_draft_vs_plain"] >= ALPHA:
-        return "inconclusive", (
-            f"the test cannot tell the draft alone from the target at n={m['samples']:.0f} "
-            f"(p={m['p_draft_vs_plain']:.3g}): no power"
-        )
-    if m["p_kangaroo_vs_plain"] < ALPHA:
-        return (
-            "fails",
-            f"Kangaroo sampling differs from plain sampling (p={m['p_kangaroo_vs_plain']:.3g})",
-        )
-    return "holds", (
-        f"no detectable difference (p={m['p_kangaroo_vs_plain']:.3g} >= {ALPHA:g}) while the "
-        f"same test detects draft-only sampling (p={m['p_draft_vs_plain']:.2g})"
-    )
-
-
 # ---------------------------------------------------------------------------------------------
 
 PAPER = PaperClaims(
@@ -268,7 +251,7 @@ PAPER = PaperClaims(
             criterion=custom(
                 f"chi-square homogeneity (Bonferroni over positions) p >= {ALPHA:g} for Kangaroo "
                 "vs plain, while the same test rejects draft-only vs plain (else inconclusive)",
-                judge_lossless,
+                partial(verdicts.judge_lossless, alpha=ALPHA),
             ),
             run=experiments.run_lossless_sampling,
             ours="p={p_kangaroo_vs_plain:.2f} (Kangaroo vs plain, n={samples:.0f}); the same "
