@@ -21,7 +21,7 @@ resolution from the boxes (cell centres inside the grown box).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from diffusers.models.attention_processor import Attention
@@ -42,6 +42,9 @@ class RegionMask:
     owner: Tensor
     size: int
     mode: str = "multiply"
+    # M per (height, width, dtype): one RegionMask serves every attention call of a forward
+    # pass (UNet and control branch), so each resolution's mask is built once, not per call
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in MASK_MODES:
@@ -62,7 +65,20 @@ class RegionMask:
         return (in_y.unsqueeze(-1) & in_x.unsqueeze(-2)).flatten(2)
 
     def mask(self, height: int, width: int) -> Tensor:
-        """M: (B, height*width, L) bool."""
+        """M: (B, height*width, L) bool (built once per resolution, then reused)."""
+        key = (height, width, None)
+        if key not in self._cache:
+            self._cache[key] = self._build(height, width)
+        return self._cache[key]
+
+    def weights(self, height: int, width: int, dtype: torch.dtype) -> Tensor:
+        """M as (B, 1, height*width, L) in ``dtype`` (the processor's broadcast over heads)."""
+        key = (height, width, dtype)
+        if key not in self._cache:
+            self._cache[key] = self.mask(height, width).unsqueeze(1).to(dtype)
+        return self._cache[key]
+
+    def _build(self, height: int, width: int) -> Tensor:
         owner = self.owner.to(self.boxes.device)
         inside = self.inside(height, width)  # (B, K, P)
         text = owner < 0
@@ -120,13 +136,15 @@ class MaskedAttnProcessor:
         q = attn.to_q(hidden_states).view(batch, queries, heads, -1).transpose(1, 2)
         k = attn.to_k(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
         v = attn.to_v(context).view(batch, context.shape[1], heads, -1).transpose(1, 2)
-        logits = q @ k.transpose(-1, -2) * attn.scale  # (B, heads, P, L): QKᵀ/√d
-        if cross and region is not None:
+        logits = (q * attn.scale) @ k.transpose(-1, -2)  # (B, heads, P, L): QKᵀ/√d
+        if cross and region is not None and region.mode != "none":
             side = math.isqrt(queries)  # our UNets' feature maps are square
             if side * side != queries:
                 raise ValueError(f"region: {queries} query pixels are not a square map")
-            m = region.mask(side, side).unsqueeze(1)  # (B, 1, P, L)
-            logits = masked_logits(logits, m, region.mode)
+            if region.mode == "multiply":  # M ⊙ logits, M cached per resolution
+                logits = logits.mul_(region.weights(side, side, logits.dtype))
+            else:
+                logits = masked_logits(logits, region.mask(side, side).unsqueeze(1), region.mode)
         probs = logits.softmax(-1)
         if self.record and cross:
             self.probs = probs.detach()

@@ -35,6 +35,8 @@ class InstantFamilyClaimsConfig:
     size: int = 24  # canvas side (px)
     widths: tuple[int, ...] = (16, 32)  # UNet channels; cross-attention at size / 2
     token_dim: int = 64  # the embedding stack's width (cross_attention_dim)
+    heads: int = 2  # attention heads (SD-1.5: 8; see the README's powering table)
+    id_norm: bool = True  # LayerNorm at the end of the identity-token projections
     local_size: int = 4  # L: L² + 1 identity tokens per person
     mask: str = "multiply"  # the paper's M ⊙ QKᵀ; "neg_inf" sets masked logits to -inf
     prediction: str = "sample"  # what the UNet predicts (diffusers' prediction_type)
@@ -50,6 +52,7 @@ class InstantFamilyClaimsConfig:
     train_steps: int = 300
     batch_size: int = 16
     lr: float = 2e-3
+    face_weight: float = 3.0  # the face regions' extra loss weight (0: the plain DDPM loss)
     cond_drop: float = 0.1  # null-condition share (classifier-free guidance)
     eval_canvases: int = 24  # test canvases per people count
     sample_steps: int = 15  # DDIM steps
@@ -67,6 +70,10 @@ class InstantFamilyClaimsConfig:
             raise ValueError(f"train_people={self.train_people}: the claims train with 1 or 2")
         if not 0 <= self.cond_drop < 1:
             raise ValueError(f"cond_drop={self.cond_drop}: must be in [0, 1)")
+        if self.face_weight < 0:
+            raise ValueError(f"face_weight={self.face_weight}: must be >= 0")
+        if self.widths[-1] % self.heads:
+            raise ValueError(f"heads={self.heads}: must divide widths[-1]={self.widths[-1]}")
         if self.guidance < 1:
             raise ValueError(f"guidance={self.guidance}: must be >= 1")
         if self.token_dim % 8:

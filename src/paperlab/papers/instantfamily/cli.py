@@ -69,6 +69,12 @@ def add_parser(sub: Any) -> None:
         "--pool", type=int, default=1000, help="training canvases per people count (1000)"
     )
     tr.add_argument("--batch-size", type=int, default=16, help="batch size (16)")
+    tr.add_argument(
+        "--face-weight",
+        type=float,
+        default=3.0,
+        help="extra loss weight of the face regions (3.0; 0 = the plain diffusion loss)",
+    )
     tr.add_argument("--size", type=int, default=24, help="canvas side in px (24)")
     tr.add_argument(
         "--mask",
@@ -194,6 +200,8 @@ def _train(args: argparse.Namespace) -> None:
     require_positive(args, "steps", "encoder_steps", "pool", "batch_size", "threads")
     if args.size < 16 or args.size % 2:
         raise UserError(f"--size must be an even number >= 16, got {args.size}")
+    if args.face_weight < 0:
+        raise UserError(f"--face-weight must be >= 0, got {args.face_weight}")
     device = cli_device(args)
     progress = not args.no_progress
     ecfg = EncoderConfig(width=16)
@@ -219,6 +227,7 @@ def _train(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             lr=2e-3,
             seed=args.seed,
+            face_weight=args.face_weight,
             device=device,
             progress=progress,
         )

@@ -40,6 +40,8 @@ GENERATOR_FIELDS = (
     "size",
     "widths",
     "token_dim",
+    "heads",
+    "id_norm",
     "local_size",
     "mask",
     "prediction",
@@ -49,6 +51,7 @@ GENERATOR_FIELDS = (
     "train_steps",
     "batch_size",
     "lr",
+    "face_weight",
     "cond_drop",
 )
 EVAL_FIELDS = ("eval_canvases", "sample_steps", "guidance")
@@ -96,6 +99,8 @@ def generator_config(cfg: Any, *, features: str, mask: str) -> GeneratorConfig:
         size=cfg.size,
         widths=cfg.widths,
         token_dim=cfg.token_dim,
+        heads=cfg.heads,
+        id_norm=cfg.id_norm,
         id_global_dim=EncoderConfig().embed_dim,
         id_local_dim=2 * cfg.encoder_width,
         local_size=cfg.local_size,
@@ -128,6 +133,7 @@ def generator(ctx: RunContext, *, features: str, masked: bool) -> tuple[InstantF
                 lr=cfg.lr,
                 seed=ctx.seed,
                 cond_drop=cfg.cond_drop,
+                face_weight=cfg.face_weight,
                 device=ctx.device,
                 progress=ctx.progress,
             )
