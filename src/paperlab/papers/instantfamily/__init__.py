@@ -10,7 +10,7 @@ i's tokens only, a background pixel to the text only: softmax(M ⊙ QKᵀ/√d) 
 in a ControlNet branch fed the face locations. Claims: state-of-the-art single- and multi-ID
 similarity (0.799; MultiSim 1.620), no identity mixing, and more people than trained with.
 
-Miniature: procedural cartoon faces from continuous identity vectors on 32 px canvases; the
+Miniature: procedural cartoon faces from continuous identity vectors on 24 px canvases; the
 identity encoder and a separate judge are trained here with CosFace; a tiny diffusers UNet +
 ControlNet is trained on 1-2 people and tested on 1-4 new ones.
 
