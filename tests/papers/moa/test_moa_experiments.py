@@ -272,3 +272,44 @@ def test_agreement_task_with_ties_puts_the_right_code_first_among_the_tied():
         assert all(codes.index(reply) < codes.index(c) for c in others)
         assert majority(codes) == reply  # a vote breaking ties by order gives the label too
     assert 20 < tied < 280  # ties occur, and so do strict pluralities
+
+
+def test_agreement_task_min_right_and_skew_collide_made_up_codes_and_keep_the_vote():
+    import random
+    from collections import Counter
+
+    from paperlab.core.stats import majority
+
+    facts = make_facts(40, seed=0)
+    taken = {f.name for f in facts}
+
+    def collisions(task, seed):
+        rng = random.Random(seed)
+        seen_k, collided = set(), 0
+        for _ in range(300):
+            messages, reply = task(rng)
+            system = messages[0]["content"]
+            codes = [r.split(". ")[1] for r in system.split("Responses:\n")[1].splitlines()]
+            counts = Counter(codes)
+            assert len(codes) == 6 and majority(codes) == reply  # the label is the vote's
+            seen_k.add(counts[reply])
+            collided += any(n >= 2 for c, n in counts.items() if c != reply)
+        return seen_k, collided
+
+    skewed = agreement_task(facts, taken, refs=6, ties=True, min_right=1, skew=3.0)
+    seen_k, collided = collisions(skewed, 0)
+    assert 1 in seen_k and 6 in seen_k  # all six different (the right one first) occur too
+    _, uniform = collisions(agreement_task(facts, taken, refs=6, ties=True, min_right=1), 0)
+    assert collided > uniform  # made-up codes collide more often when they are skewed
+    with pytest.raises(ValueError, match="ties"):
+        agreement_task(facts, taken, refs=6, min_right=1)
+    with pytest.raises(ValueError, match="skew"):
+        agreement_task(facts, taken, refs=6, ties=True, skew=-1.0)
+
+
+def test_default_aggregator_is_a_pure_reader_and_its_skew_is_a_model_field():
+    cfg = MoAClaimsConfig()
+    assert cfg.aggregator_synth == 1.0 and cfg.aggregator_agree == 1.0
+    assert model_spec(dataclasses.replace(cfg, aggregator_skew=0.0)) != model_spec(cfg)
+    with pytest.raises(ValueError, match="aggregator_skew"):
+        MoAClaimsConfig(aggregator_skew=-0.5)

@@ -43,11 +43,16 @@ class MoAClaimsConfig:
     proposer_rates: tuple[float, ...] = (0.6, 0.55, 0.5, 0.45, 0.4, 0.35)
     aggregator_rate: float = 0.5
     proposer_synth: float = 0.2  # share of fine-tuning examples with references
-    aggregator_synth: float = 0.7
-    # of the aggregator's reference examples: the share about facts it never saw, with one
-    # reference per proposer and the right code the plurality (miniature.agreement_task); the
-    # rest are noisy references about the facts it knows
-    aggregator_agree: float = 0.7
+    # the aggregator's fine-tuning: the share of examples with references (the rest: its own
+    # facts, alone), and of those the share about facts it never saw, with one reference per
+    # proposer and the right code the plurality (miniature.agreement_task; the rest: noisy
+    # references about the facts it knows). 1 and 1: a pure reader that knows no facts of its
+    # own (issue 18: every recipe with facts of its own read layer 1 below a majority vote)
+    aggregator_synth: float = 1.0
+    aggregator_agree: float = 1.0
+    # its agreement examples' made-up codes collide (miniature.agreement_task(skew=...)), as
+    # the proposers' do; 0: uniform
+    aggregator_skew: float = 1.0
     dim: int = 64
     n_layers: int = 2
     # the shared base learns to read references (miniature.py): first mostly-right ones (where
@@ -56,13 +61,15 @@ class MoAClaimsConfig:
     base_easy_steps: int = 500
     base_steps: int = 500
     proposer_steps: int = 300  # each model's own facts
-    # the aggregator's: 600 read no better than 300 (layer 1's answers, in-process: 80.2% vs
-    # 82.0%, majority 81-82%): longer fine-tuning on its facts wears the base's reading down
-    aggregator_steps: int = 300
+    # the aggregator's reading, from the base (in-process on layer 1's answers, 750 answers,
+    # a majority vote 79.5%: 300 steps 78.4-78.7%; 800 steps 79.3%, skewed 78.8-80.0% over two
+    # seeds); with facts of its own, 600 read no better than 300: they wore the reading down
+    aggregator_steps: int = 800
     batch_size: int = 32
     lr: float = 5e-3
     # DEVIATION: the aggregator's fine-tuning is gentler than the others': at 5e-3 its own facts
-    # wore the base's reading down (layer 1's answers: 80.9% -> 74.9-77.6%; at 2e-3: 80.4%)
+    # wore the base's reading down (layer 1's answers: 80.9% -> 74.9-77.6%; at 2e-3: 80.4%),
+    # and its reading polishes at 2e-3 (800 steps: 78.8-80.0%; 300 steps at 5e-3: 78.7%)
     aggregator_lr: float = 2e-3
     temperature: float = 0.7  # Sec. 3.1
     aggregator_temperature: float = 0.7
@@ -85,6 +92,8 @@ class MoAClaimsConfig:
         ]
         if not all(0.0 <= r <= 1.0 for r in rates):
             raise ValueError("moa: knowledge rates and synth shares must lie in [0, 1]")
+        if self.aggregator_skew < 0:
+            raise ValueError("moa: aggregator_skew must be >= 0")
         if self.base_easy_steps < 0:
             raise ValueError("moa: base_easy_steps must be >= 0")
         if min(self.n_facts, self.timing_queries, self.concurrency) < 1:

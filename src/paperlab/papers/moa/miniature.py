@@ -6,14 +6,16 @@ mistakes, differ: the situation MoA is built for (Sec. 2.1: models are "collabor
 model answers better when it sees other models' answers). Every proposer learns two tasks, as
 the paper's chat models can do both: answering (`answer_task`) and answering with other
 models' responses as references in the system message (`synthesise_task`, the prompt of
-`prompts.with_references`). The aggregator learns the same two tasks with more weight on the
-second. Training references are noisy: each is the right code with a probability drawn per
+`prompts.with_references`). The aggregator is, by default, a pure reader: it learns no facts of
+its own (Sec. 2.1: models answer better given other models' answers, even weaker ones), only
+more reading (`MoAClaimsConfig.aggregator_synth` and `aggregator_agree` below 1 give it facts
+of its own). Training references are noisy: each is the right code with a probability drawn per
 example, else a made-up one, so a model learns to weigh them (and its own memory), not to copy
 the first. The shared base learns to read them with a curriculum: mostly-right references
 first, then one reference per proposer whose plurality is the answer, a tie going to the
 earlier reference (`agreement_task`, the situation MoA's layers give a model). The aggregator
-then learns its own facts against often-wrong references (its memory must win there) and, on
-facts it never saw, the plurality again.
+then learns that situation longer, at a gentler learning rate, with made-up codes that collide
+as the proposers' do (`agreement_task(skew=...)`).
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def agreement_task(
     refs: int,
     p_unseen: float = 1.0,
     ties: bool = False,
+    min_right: int = 2,
+    skew: float = 0.0,
 ) -> ExampleFn:
     """The references an aggregator meets in MoA: one per proposer (`refs` of them), `k` right
     (k drawn uniformly from 2..refs; 1 with a single reference), the others made-up codes,
@@ -106,19 +110,41 @@ def agreement_task(
     right code comes first: MoA lists its references in proposer order, the most accurate
     proposer first (`MoAClaimsConfig.proposer_rates` is descending), so in a tie the earlier
     reference is the likelier one. A plain majority vote breaks ties the same way
-    (`core.stats.majority`: the value seen first). Names in `taken` are never invented."""
+    (`core.stats.majority`: the value seen first). Names in `taken` are never invented.
+
+    `min_right` is the least `k` (1: with `ties`, six different codes, the right one first,
+    as a vote would pick it). With `skew` > 0 the made-up codes are not uniform: each example
+    draws a weight u**skew (u uniform in [0, 1)) for every wrong code, so models "make the
+    same code up" and wrong codes collide, as they do in MoA's layers (the proposers' made-up
+    codes are correlated: in layer 1 of the default run, three of six agreed on a wrong code in
+    6% of the questions); k is then drawn again with every attempt."""
     if refs < 1:
         raise ValueError(f"agreement_task: need refs >= 1, got {refs}")
+    if min_right == 1 and not ties and refs > 1:
+        raise ValueError("agreement_task: min_right=1 needs ties=True (all-different codes tie)")
+    if min_right < 1 or skew < 0:
+        raise ValueError(
+            f"agreement_task: need min_right >= 1 and skew >= 0, got {min_right}, {skew}"
+        )
     codes = "".join(sorted({f.code for f in known}))
     most = 0 if ties else 1  # a wrong code may be given k - most times
 
     def example(rng: random.Random):
         f = unseen_fact(taken, codes, rng) if rng.random() < p_unseen else rng.choice(known)
-        k = rng.randint(min(2, refs), refs)
-        while True:
-            wrong = [wrong_code(f.answer, rng, len(codes)) for _ in range(refs - k)]
-            if all(wrong.count(c) <= k - most for c in wrong):
-                break
+        if skew:
+            others = [c for c in codes if c != f.answer]
+            while True:
+                k = rng.randint(min(min_right, refs), refs)
+                weights = [rng.random() ** skew for _ in others]
+                wrong = rng.choices(others, weights=weights, k=refs - k)
+                if all(wrong.count(c) <= k - most for c in wrong):
+                    break
+        else:
+            k = rng.randint(min(min_right, refs), refs)
+            while True:
+                wrong = [wrong_code(f.answer, rng, len(codes)) for _ in range(refs - k)]
+                if all(wrong.count(c) <= k - most for c in wrong):
+                    break
         shown = [f.answer] * k + wrong
         rng.shuffle(shown)
         tied = {c for c in wrong if wrong.count(c) == k}
@@ -140,9 +166,10 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
     references about unseen facts (the skill is slow to learn and the same for everyone; first
     `base_easy_steps` on mostly-right references, then `base_steps` on the plurality of one
     reference per proposer, ties going to the earlier reference), then each learns its own
-    facts, with some synthesis examples mixed in, for `proposer_steps` (the aggregator for
-    `aggregator_steps`, at `aggregator_lr`). Their knowledge (hence their mistakes) comes from
-    those separate fine-tuning sets."""
+    facts, with some synthesis examples mixed in, for `proposer_steps`. Their knowledge (hence
+    their mistakes) comes from those separate fine-tuning sets. The aggregator learns to read
+    for `aggregator_steps`, at `aggregator_lr` (with its own facts only when
+    `aggregator_synth` or `aggregator_agree` is below 1)."""
     facts = make_facts(cfg.n_facts, seed=seed)
     rates = [*cfg.proposer_rates, cfg.aggregator_rate]
     known = knowledge_split(facts, rates, seed=seed + 1)
@@ -177,16 +204,25 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
         synth = cfg.aggregator_synth if last else cfg.proposer_synth
         read = synthesise_task(k, taken, max_refs=refs, min_refs=few)
         model = cfg.proposer_model()
-        if last:  # the aggregator: its own facts against often-wrong references; on facts it
-            # never saw, references as MoA's layers give them (ties too, as the base learned)
+        if last:  # the aggregator: references as MoA's layers give them about facts it never
+            # saw (ties too, as the base learned; all six different: the first; made-up codes
+            # colliding, aggregator_skew), and (aggregator_synth < 1, aggregator_agree < 1) its
+            # own facts, alone and against often-wrong references. The default is a pure reader
+            # (both shares 1): every recipe that gave it facts of its own read layer 1's answers
+            # 1-3 points below a vote (README), as a tiny model tells the facts it knows from
+            # the ones it never saw badly; 800 steps of reading alone, at 2e-3, read at the vote
             read = synthesise_task(
                 k, taken, max_refs=refs, min_refs=few, p_right=AGGREGATOR_REFERENCES, p_unseen=0.0
             )
-            agree = agreement_task(k, taken, refs=refs, ties=True)
+            agree = agreement_task(
+                k, taken, refs=refs, ties=True, min_right=1, skew=cfg.aggregator_skew
+            )
             a = cfg.aggregator_agree
             tasks = [(answer_task(k), 1.0 - synth), (read, synth * (1 - a)), (agree, synth * a)]
+            tasks = [(task, w) for task, w in tasks if w > 0]
             # a gentler learning rate: at the base's 5e-3, 300 steps of its own facts wore the
-            # base's reading down (layer 1's answers: 80.9% -> 77.6%; at 2e-3: 80.4%)
+            # base's reading down (layer 1's answers: 80.9% -> 77.6%; at 2e-3: 80.4%); reading
+            # alone, 800 steps at 2e-3 read 78.8-80.0%, 300 at 5e-3 78.7% (vote 79.5%)
             model = cfg.base_model(steps=cfg.aggregator_steps, lr=cfg.aggregator_lr)
         else:
             tasks = [(answer_task(k), 1.0 - synth), (read, synth)]

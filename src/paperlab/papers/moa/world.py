@@ -23,6 +23,7 @@ MODEL_FIELDS = (
     "proposer_synth",
     "aggregator_synth",
     "aggregator_agree",
+    "aggregator_skew",
     "dim",
     "n_layers",
     "base_easy_steps",
