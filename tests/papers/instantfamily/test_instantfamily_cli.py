@@ -75,3 +75,24 @@ def test_generate_bad_identity_images_and_model(workdir, capsys, tmp_path):
     assert "does not exist" in capsys.readouterr().err
     assert main(["instantfamily", "generate", *model, "--ids", "nope.png", "--out", "x.png"]) == 2
     assert "nope.png does not exist" in capsys.readouterr().err
+
+
+def test_a_first_version_folder_still_loads(workdir, tmp_path):
+    """Folders written before `heads` and `id_norm` existed (8 heads, no LayerNorm) load as
+    they were trained."""
+    import dataclasses
+    import shutil
+
+    from paperlab.core.checkpoint import save_model
+    from paperlab.papers.instantfamily.cli import GENERATOR_KIND, load_models
+    from paperlab.papers.instantfamily.model import GeneratorConfig, InstantFamily
+
+    old = tmp_path / "old"
+    shutil.copytree(workdir / "model", old)
+    cfg = GeneratorConfig(size=16, id_local_dim=16, heads=8, id_norm=False)
+    config = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("heads", "id_norm")}
+    save_model(
+        old / "generator.safetensors", InstantFamily(cfg), kind=GENERATOR_KIND, config=config
+    )
+    _, gen = load_models(old, "cpu")
+    assert (gen.cfg.heads, gen.cfg.id_norm) == (8, False)

@@ -146,6 +146,11 @@ def read_ids(text: str) -> Any:
     return torch.stack(images)
 
 
+# Fields added after the first version (2026-12-06): folders written by it lack them and were
+# trained with these values, so they still load as they were trained.
+FIRST_VERSION = {"heads": 8, "id_norm": False}
+
+
 def load_models(folder: Path, device: str) -> tuple[Any, Any]:
     """(encoder, generator) from a folder written by `train`."""
     from paperlab.core.checkpoint import load_model
@@ -164,7 +169,9 @@ def load_models(folder: Path, device: str) -> tuple[Any, Any]:
         )
         gen, _ = load_model(
             folder / "generator.safetensors",
-            lambda c: InstantFamily(GeneratorConfig(**{**c, "widths": tuple(c["widths"])})),
+            lambda c: InstantFamily(
+                GeneratorConfig(**{**FIRST_VERSION, **c, "widths": tuple(c["widths"])})
+            ),
             kind=GENERATOR_KIND,
             map_location=device,
         )
