@@ -118,7 +118,10 @@ def _add_train_detector(s: Any) -> None:
         "folder: `paperlab serve DIR` then `detect --model detector`.",
     )
     t.add_argument("--out", type=Path, required=True, help="the model folder to write")
-    t.add_argument("--steps", type=int, default=300, help="training steps (300)")
+    from paperlab.papers.mmlu_redux.claims import MMLUReduxConfig
+
+    steps = MMLUReduxConfig.detector_steps
+    t.add_argument("--steps", type=int, default=steps, help=f"training steps ({steps})")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", help="cpu, cuda or mps (cpu)")
     t.add_argument(
@@ -134,7 +137,7 @@ def _train_detector(args: argparse.Namespace) -> int:
     from paperlab.papers.mmlu_redux.claims import MMLUReduxConfig
     from paperlab.papers.mmlu_redux.experiments import detector_config, test_pool
     from paperlab.papers.mmlu_redux.records import write_records
-    from paperlab.papers.mmlu_redux.world import detection_task, make_world
+    from paperlab.papers.mmlu_redux.world import detector_tasks, make_world
 
     if args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
@@ -147,7 +150,7 @@ def _train_detector(args: argparse.Namespace) -> int:
     cfg = MMLUReduxConfig(detector_steps=args.steps)
     world = make_world(cfg.subjects, cfg.per_subject, seed=args.seed)
     model = train_chat_model(
-        [(detection_task(world), 1.0)],
+        detector_tasks(world, cfg.reading_weight),
         detector_config(cfg),
         seed=args.seed,
         device=device,
@@ -337,6 +340,7 @@ def _detector(args: argparse.Namespace, Detector, METHODS):
                 retriever=retriever,
                 reasoning=lambda r: r.potential_reason or "Step 4: checked.",
                 compact=True,
+                layout="compact",
             )
         return Detector(
             method=args.method,

@@ -107,6 +107,23 @@ def assessment(label: str) -> dict[str, str]:
     return out
 
 
+LAYOUTS = ("official", "compact")
+
+
+# DEVIATION: a compact layout of the record for byte-level models with a few hundred tokens of
+# context (the official template's headers cost ~60 bytes a record, twice in a few-shot prompt):
+# the retrieved passages (one a line, no header), the question, the lettered choices and
+# "Truth: X. text".
+def compact_verbalise(
+    question: str, choices: Sequence[str], answer: int | None, passages: Sequence[str] = ()
+) -> str:
+    """The record as the `passages`, `question`, one `X. choice` line per choice and
+    `Truth: X. text`."""
+    lines = [*passages, question, *(f"{chr(65 + i)}. {c}" for i, c in enumerate(choices))]
+    shown = "n/a" if answer is None else f"{chr(65 + answer)}. {choices[answer]}"
+    return "\n".join([*lines, f"Truth: {shown}"])
+
+
 Retriever = Callable[[str], Sequence[str]]
 Reasoner = Callable[[Record], str]  # a record -> the reasoning written before the JSON
 
@@ -125,6 +142,7 @@ class Detector:
     reasoning: Reasoner | None = None
     max_tokens: int = 512
     compact: bool = False  # answer turns hold only {"Classification": ...} (small models)
+    layout: str = "official"  # or "compact" (`compact_verbalise`)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -133,6 +151,8 @@ class Detector:
             raise ValueError(f"method {self.method}: needs shots (solved example records)")
         if self.method == "few_shot_cot" and self.reasoning is None:
             raise ValueError("method few_shot_cot: needs reasoning (record -> text) for its shots")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout: unknown {self.layout!r}; one of {', '.join(LAYOUTS)}")
         if self.instruction is None:
             self.instruction = COT_INSTRUCTION if "cot" in self.method else INSTRUCTION
 
@@ -141,11 +161,12 @@ class Detector:
         return self.method + ("+retrieval" if self.retriever is not None else "")
 
     def user_message(self, r: Record) -> str:
+        passages = list(self.retriever(r.question)) if self.retriever is not None else []
+        if self.layout == "compact":
+            return compact_verbalise(r.question, r.choices, r.answer, passages)
         text = verbalise(r.question, r.choices, r.answer)
-        if self.retriever is not None:
-            passages = list(self.retriever(r.question))
-            if passages:
-                text = "Context:\n" + "\n".join(passages) + "\n\n" + text
+        if passages:
+            text = "Context:\n" + "\n".join(passages) + "\n\n" + text
         return text
 
     def answer_json(self, label: str) -> str:

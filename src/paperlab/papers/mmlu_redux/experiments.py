@@ -35,8 +35,8 @@ from paperlab.papers.mmlu_redux.world import (
     answerers,
     clean_record,
     clean_records,
-    detection_task,
     detector,
+    detector_tasks,
     make_world,
     name_of,
 )
@@ -122,11 +122,16 @@ def detector_config(cfg: Any) -> TinyChatConfig:
 def detector_dirs(ctx: RunContext) -> list:
     cfg, world = ctx.config, get_world(ctx)
     tcfg = detector_config(cfg)
-    spec = {"model": asdict(tcfg), "world": [cfg.subjects, cfg.per_subject], "seed": ctx.seed}
+    spec = {
+        "model": asdict(tcfg),
+        "world": [cfg.subjects, cfg.per_subject],
+        "seed": ctx.seed,
+        "recipe": ["compact layout, balanced passage mix", cfg.reading_weight],
+    }
 
     def train(folder):
         model = train_chat_model(
-            [(detection_task(world), 1.0)],
+            detector_tasks(world, cfg.reading_weight),
             tcfg,
             seed=ctx.seed,
             device=ctx.device,

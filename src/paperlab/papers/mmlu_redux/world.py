@@ -22,6 +22,7 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from paperlab.core.data.facts import CODES, Fact, make_facts
 from paperlab.papers.mmlu_redux.corrupt import corrupt
@@ -32,8 +33,8 @@ from paperlab.papers.mmlu_redux.taxonomy import ERROR_TYPES, OK
 N_CODES = 10
 ALPHABET = CODES[:N_CODES]
 # DEVIATION: one-line instructions for the tiny detector (the official ones: ~1,800 characters).
-TINY_INSTRUCTION = "Classify the question."
-TINY_COT_INSTRUCTION = "Review step by step, then classify."
+TINY_INSTRUCTION = "Classify."
+TINY_COT_INSTRUCTION = "Think, classify."
 
 
 def choice_text(code: str) -> str:
@@ -144,9 +145,9 @@ def reasoning(r: Record, world: World, *, with_context: bool) -> str:
         return "Step 3: two options are right."
     truth = r.choices[r.answer]
     if not with_context:
-        return f"Step 4: the truth says {truth}."
+        return f"Step 4: truth {truth}."
     fact = world.by_name[name_of(r.question)]
-    return f"Step 4: the context says {fact.code}; the truth says {truth}."
+    return f"Step 4: context {fact.code}, truth {truth}."
 
 
 def detector(
@@ -162,6 +163,7 @@ def detector(
         reasoning=lambda r: reasoning(r, world, with_context=with_context),
         max_tokens=96,
         compact=True,  # DEVIATION: the classification alone, not the five-key JSON
+        layout="compact",  # DEVIATION: the compact record layout (detect.compact_verbalise)
     )
 
 
@@ -173,7 +175,13 @@ def detector_reply(d: Detector, r: Record) -> str:
 
 # -- training the detector -------------------------------------------------------------------
 
-LABEL_MIX = {OK: 5, **{t: 2 for t in ERROR_TYPES}}  # training draws: ok a third of the time
+LABEL_MIX = {OK: 5, **{t: 2 for t in ERROR_TYPES}}  # without retrieval: ok a third of the time
+# DEVIATION (the training mix): with a passage in the prompt, ok and wrong ground truth are
+# drawn equally often (CONTEXT_PAIR_SHARE each), the four surface types share the rest. (The
+# first mix drew a wrong ground truth more often than an ok record there, and the detector
+# learnt to flag every record that came with a passage.)
+CONTEXT_SHARE = 0.6  # training examples with a passage
+CONTEXT_PAIR_SHARE = 0.35  # of those: ok, and as many wrong ground truths
 
 
 def passage_of(world: World, question: str) -> str:
@@ -184,24 +192,29 @@ def passage_of(world: World, question: str) -> str:
 
 def detection_task(world: World, methods: Sequence[str] = METHODS):
     """Training examples for the detector: a random fact's record corrupted with a random
-    label, rendered by a random detection program (with retrieval half of the time; one
-    solved shot for the few-shot programs), and the reply that program asks for. Without
-    retrieval a wrong ground truth cannot be seen, so those examples are not drawn."""
+    label, rendered by a random detection program (with the fact's passage CONTEXT_SHARE of the
+    time; one solved shot for the few-shot programs), and the reply that program asks for.
+    Without a passage a wrong ground truth cannot be seen, so those examples are not drawn."""
     subject_of = {f.name: s for s, fs in world.subjects.items() for f in fs}
-    labels, weights = list(LABEL_MIX), list(LABEL_MIX.values())
+    surface = [t for t in ERROR_TYPES if t != "wrong_groundtruth"]
+    labels, weights = [OK, *surface], [LABEL_MIX[OK], *(LABEL_MIX[t] for t in surface)]
+
+    def label_of(rng: random.Random, with_context: bool) -> str:
+        if not with_context:
+            return rng.choices(labels, weights)[0]
+        u = rng.random()
+        if u < 2 * CONTEXT_PAIR_SHARE:
+            return OK if u < CONTEXT_PAIR_SHARE else "wrong_groundtruth"
+        return rng.choice(surface)
 
     def record(rng: random.Random, with_context: bool) -> Record:
         fact = rng.choice(world.facts)
-        # with the context, a wrong ground truth is drawn as often as ok: reading the context
-        # against the ground truth is the one skill that needs many examples
-        label = "wrong_groundtruth" if with_context and rng.random() < 0.3 else None
-        while label is None or (label == "wrong_groundtruth" and not with_context):
-            label = rng.choices(labels, weights)[0]
+        label = label_of(rng, with_context)
         return corrupt(clean_record(fact, subject_of[fact.name], rng), label, rng)
 
     def example(rng: random.Random):
         method = rng.choice(list(methods))
-        with_context = rng.random() < 0.5
+        with_context = rng.random() < CONTEXT_SHARE
         retriever = (lambda q: [passage_of(world, q)]) if with_context else None
         shots = [record(rng, with_context)] if method.startswith("few_shot") else []
         d = detector(method, world, shots=shots, retriever=retriever)
@@ -209,3 +222,26 @@ def detection_task(world: World, methods: Sequence[str] = METHODS):
         return d.messages(r), detector_reply(d, r)
 
     return example
+
+
+# DEVIATION: an auxiliary task in the detector's training mix: a passage and the question it
+# answers -> the code. Short (~60 bytes), it teaches the tiny model to read a passage, which the
+# detection prompts alone did not within the budget.
+def reading_task(world: World):
+    """Training examples: "The code of kiv is K.\nWhat is the code of kiv?" -> "K"."""
+
+    def example(rng: random.Random):
+        fact = rng.choice(world.facts)
+        text = f"{passage_of(world, fact.question)}\n{fact.question}"
+        return [{"role": "user", "content": text}], fact.code
+
+    return example
+
+
+def detector_tasks(world: World, reading_weight: float) -> list[tuple[Any, float]]:
+    """The detector's training mix: the detection programs' examples (weight 1) and the
+    reading task (`reading_weight`; 0 leaves it out)."""
+    if reading_weight < 0:
+        raise ValueError(f"reading_weight={reading_weight}: must be >= 0")
+    tasks: list[tuple[Any, float]] = [(detection_task(world), 1.0)]
+    return tasks + ([(reading_task(world), reading_weight)] if reading_weight > 0 else [])
