@@ -10,6 +10,7 @@ from paperlab.papers.mmlu_redux.detect import (
     COT_INSTRUCTION,
     Detector,
     assessment,
+    compact_verbalise,
     detection_metrics,
     heuristic_detect,
 )
@@ -53,7 +54,18 @@ def test_few_shot_cot_with_retrieval_renders_shots_then_the_record() -> None:
     assert Detector("zero_shot", compact=True).answer_json("ok") == '{"Classification": "OK"}'
 
 
+def test_compact_layout_puts_passages_first_and_the_truth_last() -> None:
+    d = Detector("zero_shot", retriever=lambda q: ["The code of kiv is K."], layout="compact")
+    text = "The code of kiv is K.\nWhat is the code of kiv?\nA. K\nB. L\nC. M\nD. N\nTruth: B. L"
+    assert d.user_message(rec("wrong_groundtruth", answer=1)) == text
+    assert compact_verbalise("Q?", ["x", "y"], None) == "Q?\nA. x\nB. y\nTruth: n/a"
+    # the official layout is untouched by the option
+    assert Detector("zero_shot").user_message(rec()).startswith("Question: What is the code")
+
+
 def test_bad_detector_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="layout"):
+        Detector("zero_shot", layout="tight")
     with pytest.raises(ValueError, match="method"):
         Detector("psychic")
     with pytest.raises(ValueError, match="needs shots"):
