@@ -134,8 +134,12 @@ def test_claim_judges() -> None:
         heur_overall_f2=0.7,
         wrong_gt_f2_with_retrieval=0.8,
         wrong_gt_f2_without_retrieval=0.1,
+        ok_kept_with_retrieval=0.9,
     )
     assert judge_detection(det)[0] == "holds"
     assert judge_detection({**det, "best_f2": 0.6})[0] == "fails"
     assert judge_detection({**det, "wrong_gt_f2_with_retrieval": 0.2})[0] == "inconclusive"
     assert judge_detection({**det, "retrieval_hit": 0.5})[0] == "inconclusive"
+    # a detector that flags every record with a passage is not powered
+    flags_all = judge_detection({**det, "ok_kept_with_retrieval": 0.1})
+    assert flags_all[0] == "inconclusive" and "ok records kept" in flags_all[1]

@@ -29,7 +29,7 @@ from paperlab.papers.mmlu_redux.detect import (
     heuristic_detect,
 )
 from paperlab.papers.mmlu_redux.rescore import rescore, scores
-from paperlab.papers.mmlu_redux.taxonomy import ERROR_TYPES, PAPER_MIX
+from paperlab.papers.mmlu_redux.taxonomy import ERROR_TYPES, OK, PAPER_MIX
 from paperlab.papers.mmlu_redux.world import (
     World,
     answerers,
@@ -201,6 +201,10 @@ def run_detection(ctx: RunContext) -> dict[str, float]:
             m[f"{name}_f2"] = metrics["overall"]["f2"]
             m[f"{name}_exact"] = metrics["overall"]["exact"]
             m[f"{name}_wrong_groundtruth_f2"] = metrics["wrong_groundtruth"]["f2"]
+            # ok records the program leaves ok: a detector that flags every record with a
+            # passage scores wrong-ground-truth F2 without comparing anything
+            ok = [f.label == OK for f, t in zip(found, truth, strict=True) if t == OK]
+            m[f"{name}_ok_kept"] = sum(ok) / max(1, len(ok))
             m[f"{name}_parsed"] = sum(f.label is not None for f in found) / len(found)
     plain = [k for k in m if k.endswith("_f2") and not k.startswith("heur") and "wrong" not in k]
     best = max(plain, key=lambda k: m[k])
@@ -211,6 +215,8 @@ def run_detection(ctx: RunContext) -> dict[str, float]:
     with_r = [k for k in m if k.endswith("_wrong_groundtruth_f2") and "retrieval" in k]
     m["wrong_gt_f2_without_retrieval"] = max(m[k] for k in without)
     m["wrong_gt_f2_with_retrieval"] = max(m[k] for k in with_r)
+    best_r = max(with_r, key=lambda k: m[k]).removesuffix("_wrong_groundtruth_f2")
+    m["ok_kept_with_retrieval"] = m[f"{best_r}_ok_kept"]
     from paperlab.papers.mmlu_redux.plots import plot_detection
 
     plot_detection(ctx, m, list(cfg.methods))
