@@ -195,3 +195,23 @@ def test_loss_target_and_eps_conversion_follow_the_prediction_type(prediction_ty
 def test_bad_input_names_the_argument(unet, call, name):
     with pytest.raises(ValueError, match=name):
         call(unet, torch.zeros(2, 3, 8, 8))
+
+
+def test_weighted_loss_is_the_plain_loss_at_constant_weight_and_weighs_pixels_otherwise():
+    class Zero(torch.nn.Module):
+        def forward(self, x, t, cond=None):
+            return torch.zeros_like(x)
+
+    images = torch.randn(2, 3, 8, 8)
+    scheduler = make_scheduler("ddpm", prediction_type="sample")  # target x0: error = images²
+
+    def loss(weight=None):
+        gen = torch.Generator().manual_seed(0)
+        return diffusion_loss(Zero(), images, scheduler, generator=gen, weight=weight)
+
+    torch.testing.assert_close(loss(torch.full((2, 1, 8, 8), 2.0)), loss())
+    w = torch.ones(1, 1, 8, 8)
+    w[..., :4, :] = 5.0
+    torch.testing.assert_close(loss(w), (images**2 * w).mean() / w.mean())
+    with pytest.raises(ValueError, match="weight"):
+        loss(-w)

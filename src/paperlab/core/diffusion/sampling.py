@@ -33,11 +33,17 @@ def diffusion_loss(
     *,
     cond: Any = None,
     generator: torch.Generator | None = None,
+    weight: Tensor | None = None,
 ) -> Tensor:
     """DDPM's simple loss (Ho et al. 2020, Eq. 14): MSE(eps, eps_theta(x_t, t)) at a uniform t,
     x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps; the target is x0 or v = sqrt(ab) eps -
     sqrt(1 - ab) x0 instead for a scheduler whose ``prediction_type`` is ``sample`` or
-    ``v_prediction`` (unweighted MSE, as diffusers' training examples)."""
+    ``v_prediction`` (unweighted MSE, as diffusers' training examples). ``weight``: optional
+    non-negative per-element weights broadcastable to ``x0`` (e.g. (B, 1, H, W) per pixel); the
+    squared errors are weighted and divided by the mean weight, so constant weights give the
+    plain MSE."""
+    if weight is not None and (weight.dim() != x0.dim() or bool((weight < 0).any())):
+        raise ValueError(f"weight: need {x0.dim()} dims broadcastable to x0 and no negatives")
     n_t = scheduler.config.num_train_timesteps
     t = torch.randint(n_t, (x0.shape[0],), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
@@ -51,7 +57,10 @@ def diffusion_loss(
         target = scheduler.get_velocity(x0, noise, t)
     else:
         raise ValueError(f"scheduler: prediction_type={kind!r} is not supported")
-    return F.mse_loss(predict_eps(model, x_t, t, cond), target)
+    if weight is None:
+        return F.mse_loss(predict_eps(model, x_t, t, cond), target)
+    err = (predict_eps(model, x_t, t, cond) - target) ** 2
+    return (err * weight).mean() / weight.mean()  # broadcasting repeats rows evenly
 
 
 def train_diffusion(

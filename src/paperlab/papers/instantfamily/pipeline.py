@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from paperlab.core.diffusion import ddim_sample, make_scheduler, predict_eps
+from paperlab.core.diffusion import ddim_sample, diffusion_loss, make_scheduler
 from paperlab.core.train import TrainConfig, train
 from paperlab.papers.instantfamily.attention import RegionMask
 from paperlab.papers.instantfamily.data import (
@@ -80,26 +80,10 @@ def face_weighted_loss(
     face_weight: float,
     generator: torch.Generator,
 ) -> Tensor:
-    """DDPM's simple loss (Ho et al. 2020, Eq. 14) at a uniform t, on the target of the
-    scheduler's ``prediction_type`` (x0 here), with each pixel's squared error weighted by
-    :func:`face_weights` and normalised by the mean weight; ``face_weight=0`` is the plain
-    unweighted MSE of the diffusion core's ``diffusion_loss``."""
-    n_t = scheduler.config.num_train_timesteps
-    t = torch.randint(n_t, (x0.shape[0],), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    x_t = scheduler.add_noise(x0, noise, t)
-    kind = scheduler.config.prediction_type
-    if kind == "epsilon":
-        target = noise
-    elif kind == "sample":
-        target = x0
-    else:
-        target = scheduler.get_velocity(x0, noise, t)
-    err = (predict_eps(model, x_t, t, cond) - target) ** 2
-    if face_weight == 0:
-        return err.mean()
-    w = face_weights(cond.boxes, x0.shape[-1], face_weight)
-    return (err * w).mean() / w.mean()
+    """The diffusion core's DDPM loss with each pixel's squared error weighted by
+    :func:`face_weights` (normalised by the mean weight); ``face_weight=0`` is the plain loss."""
+    w = face_weights(cond.boxes, x0.shape[-1], face_weight) if face_weight else None
+    return diffusion_loss(model, x0, scheduler, cond=cond, generator=generator, weight=w)
 
 
 def train_generator(
