@@ -207,8 +207,9 @@ def train_models(cfg, seed: int, directory: Path, *, progress: bool = False) -> 
         if last:  # the aggregator: references as MoA's layers give them about facts it never
             # saw (ties too, as the base learned; all six different: the first; made-up codes
             # colliding, aggregator_skew), and (aggregator_synth < 1, aggregator_agree < 1) its
-            # own facts, alone and against often-wrong references. The default is a pure reader
-            # (both shares 1): every recipe that gave it facts of its own read layer 1's answers
+            # own facts, alone and against often-wrong references. DEVIATION: the default is a
+            # pure reader (both shares 1; the paper's aggregators are strong models that know
+            # things): every recipe that gave it facts of its own read layer 1's answers
             # 1-3 points below a vote (README), as a tiny model tells the facts it knows from
             # the ones it never saw badly; 800 steps of reading alone, at 2e-3, read at the vote
             read = synthesise_task(
